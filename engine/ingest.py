@@ -1,0 +1,246 @@
+"""The import pipeline: validate, hash, decode, features, persist.
+
+Each file is one job. Stages are plain functions; a bad file ends as a
+``failed`` result with a readable reason and the batch goes on. Files run on
+a bounded thread pool (``max_concurrent_jobs``): the heavy parts (libsndfile,
+FFmpeg, soxr, numpy FFTs) release the GIL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine import audio
+from engine.config import Settings
+from engine.errors import EngineError, InputError
+from engine.features import compute_features
+from engine.store import Store, TrackRecord, copy_into_place, move_into_place
+
+log = logging.getLogger(__name__)
+
+ADDED, DUPLICATE, FAILED = "added", "duplicate", "failed"
+
+
+@dataclass
+class FileResult:
+    source: str  # the path, or an upload's original name
+    status: str  # added | duplicate | failed
+    track_id: str | None = None
+    error: str | None = None
+    job_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: which job, which stage, how far (0 to 1)."""
+
+    job_id: str
+    source: str
+    stage: str
+    fraction: float
+    result: FileResult | None = None  # set when the file is finished
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: Path  # where the bytes are now
+    source: str  # what to call it in messages and the job list
+    filename: str  # original base name, stored as metadata
+    placement: str  # "reference", "copy" or "move" (spooled upload)
+    job_id: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Ingestor:
+    """Runs import jobs against one store with one set of settings."""
+
+    def __init__(self, store: Store, settings: Settings, *, embed_stage=None):
+        self.store = store
+        self.settings = settings
+        self.embed_stage = embed_stage  # optional: (decoded, track_id) -> writes callback
+
+    # -- entry points -------------------------------------------------------
+
+    def ingest_paths(self, paths, *, copy: bool = False, progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Import files and folders (recursively). Results come back in input order."""
+        files, rejected = collect_files(paths, self.settings.allowed_extensions)
+        placement = "copy" if copy else "reference"
+        batch = uuid.uuid4().hex
+        job_ids = self.store.create_jobs(batch, [str(f) for f in files] + [r.source for r in rejected])
+        for result, job_id in zip(rejected, job_ids[len(files):]):
+            result.job_id = job_id
+            self.store.finish_job(job_id, FAILED, result.error)
+            _report(progress, Progress(job_id, result.source, "done", 1.0, result))
+        items = [_Item(f, str(f), f.name, placement, j) for f, j in zip(files, job_ids)]
+        return self._run(items, progress) + rejected
+
+    def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None,
+                      batch_id: str | None = None) -> FileResult:
+        """Import one uploaded file. ``name`` is metadata only, never a path."""
+        filename = safe_filename(name)
+        [job_id] = self.store.create_jobs(batch_id or uuid.uuid4().hex, [filename])
+        item = self.spool_upload(filename, data, job_id)
+        if isinstance(item, FileResult):
+            self.store.finish_job(job_id, FAILED, item.error)
+            return item
+        return self._run([item], progress)[0]
+
+    def spool_upload(self, filename: str, data: bytes, job_id: str) -> _Item | FileResult:
+        """Write an upload under data/tmp with a generated name, after checking its size."""
+        limit = self.settings.max_file_size_bytes
+        if len(data) > limit:
+            message = (
+                f"{filename}: {len(data) / 1048576:.1f} MB is over the {limit / 1048576:.0f} MB limit. "
+                "Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB."
+            )
+            return FileResult(filename, FAILED, error=f"File too large: {message}", job_id=job_id)
+        ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
+        tmp_dir = self.settings.tmp_dir
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        spooled = tmp_dir / f"{uuid.uuid4().hex}{ext}"
+        spooled.write_bytes(data)
+        return _Item(spooled, filename, filename, "move", job_id)
+
+    # -- the pipeline ---------------------------------------------------------
+
+    def _run(self, items: list[_Item], progress: ProgressCallback | None) -> list[FileResult]:
+        if not items:
+            return []
+        workers = min(self.settings.max_concurrent_jobs, len(items))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+            return list(pool.map(lambda item: self._process(item, progress), items))
+
+    def _process(self, item: _Item, progress: ProgressCallback | None) -> FileResult:
+        def stage(name: str, fraction: float) -> None:
+            self.store.update_job(item.job_id, status="running", stage=name, progress=fraction)
+            _report(progress, Progress(item.job_id, item.source, name, fraction))
+
+        try:
+            result = self._stages(item, stage)
+        except EngineError as exc:
+            result = FileResult(item.source, FAILED, error=str(exc), job_id=item.job_id)
+        except Exception as exc:  # a bug or a library surprise must not stop the batch
+            log.exception("unexpected error importing %s", item.source)
+            result = FileResult(
+                item.source, FAILED, job_id=item.job_id,
+                error=f"Unexpected error: {item.source} could not be imported ({type(exc).__name__}: {exc}).",
+            )
+        finally:
+            if item.placement == "move":
+                item.path.unlink(missing_ok=True)  # the spooled upload, unless it was moved into place
+        if result.status != ADDED:  # added jobs are finished inside the track's transaction
+            message = result.error or "Already in the library."
+            try:
+                self.store.finish_job(item.job_id, result.status, message, result.track_id)
+            except EngineError:
+                log.exception("could not record the end of job %s", item.job_id)
+        _report(progress, Progress(item.job_id, item.source, "done", 1.0, result))
+        return result
+
+    def _stages(self, item: _Item, stage) -> FileResult:
+        settings = self.settings
+        stage("validate", 0.02)
+        size = audio.check_file(
+            item.path, allowed_extensions=settings.allowed_extensions,
+            max_size_bytes=settings.max_file_size_bytes, display_name=item.source,
+        )
+        source = None
+        if item.placement != "move":
+            resolved = item.path.resolve()
+            source = (str(resolved), size, os.stat(resolved).st_mtime)
+            known = self.store.track_id_for_source(*source)
+            if known:  # unchanged since the last run: skip without reading it
+                return FileResult(item.source, DUPLICATE, known, job_id=item.job_id)
+
+        stage("hash", 0.05)
+        track_id = audio.hash_file(item.path)
+        if self.store.has_track(track_id):
+            if source:
+                self.store.add_source(track_id, *source)
+            return FileResult(item.source, DUPLICATE, track_id, job_id=item.job_id)
+
+        stage("decode", 0.15)
+        decoded = audio.decode(item.path, max_duration_s=settings.max_duration_s, display_name=item.source)
+        stage("features", 0.45)
+        features = compute_features(samples=decoded.at_rate(audio.FEATURE_RATE), sample_rate=audio.FEATURE_RATE)
+        extra_writes = None
+        if self.embed_stage is not None:
+            stage("embed", 0.6)
+            extra_writes = self.embed_stage(decoded, track_id)
+
+        stage("save", 0.95)
+        if item.placement == "reference":
+            path, place = source[0], None
+        else:
+            path = self.store.managed_path_for(track_id, decoded.container)
+            place = copy_into_place(item.path) if item.placement == "copy" else move_into_place(item.path)
+        record = TrackRecord(
+            id=track_id, filename=item.filename, storage="referenced" if place is None else "managed",
+            path=path, format=decoded.container, codec=decoded.codec, file_size=size,
+            file_mtime=source[2] if source else None, sample_rate=decoded.sample_rate,
+            channels=decoded.channels, duration=decoded.duration_s, analysed_duration=decoded.analysed_s,
+            truncated=decoded.truncated,
+        )
+        added = self.store.add_track(
+            record, features, source=source, place_file=place, job_id=item.job_id, extra_writes=extra_writes
+        )
+        return FileResult(item.source, ADDED if added else DUPLICATE, track_id, job_id=item.job_id)
+
+
+def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResult]]:
+    """Expand folders recursively into audio files; report paths that cannot be imported.
+
+    Inside folders, files of other types and hidden files (such as macOS
+    ``._name.wav`` resource forks) are skipped silently; a file named
+    explicitly with a wrong type is reported.
+    """
+    files: list[Path] = []
+    rejected: list[FileResult] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in allowed_extensions
+            )
+        elif path.exists():
+            found = [path]
+        else:
+            rejected.append(FileResult(str(path), FAILED, error=f"File not found: {path} does not exist."))
+            continue
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files, rejected
+
+
+def safe_filename(name: str) -> str:
+    """The base name of an uploaded file, for display only (never used as a path)."""
+    base = (name or "").replace("\\", "/").split("/")[-1].strip()
+    base = "".join(ch for ch in base if ch.isprintable())
+    if base in ("", ".", ".."):
+        base = "upload"
+    return base[:255]
+
+
+def _report(progress: ProgressCallback | None, event: Progress) -> None:
+    if progress is None:
+        return
+    try:
+        progress(event)
+    except Exception:  # a broken progress display must not fail an import
+        log.exception("progress callback failed")

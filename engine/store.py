@@ -1,0 +1,380 @@
+"""The library on disk: one DuckDB file plus content-addressed audio copies.
+
+All access goes through ``Store``. One connection is shared by the process
+and serialised with a lock (DuckDB allows one writing process per file). Every
+DuckDB error is re-raised as a titled ``StoreError``. All SQL is bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from engine.errors import LibraryLockedError, NotFoundError, StoreError
+from engine.features import FEATURE_VERSION, Features
+from engine.migrations import MIGRATIONS
+
+ACTIVE_JOB_STATES = ("queued", "running")
+
+TRACK_COLUMNS = """
+    t.id, t.filename, t.storage, t.path, t.format, t.codec, t.file_size, t.file_mtime,
+    t.sample_rate, t.channels, t.duration, t.analysed_duration, t.truncated, t.created_at,
+    f.tempo, f.spectral_centroid, f.zero_crossing_rate, f.rms_energy, f.feature_version
+"""
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """What is stored about one file, besides its features."""
+
+    id: str
+    filename: str
+    storage: str  # "managed" or "referenced"
+    path: str
+    format: str
+    codec: str | None
+    file_size: int
+    file_mtime: float | None
+    sample_rate: int
+    channels: int
+    duration: float
+    analysed_duration: float
+    truncated: bool
+
+
+class Store:
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.audio_dir = self.data_dir / "audio"
+        self.db_path = self.data_dir / "traum.duckdb"
+        self._lock = threading.RLock()
+        try:
+            self.audio_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the data directory {self.data_dir}: {exc.strerror}.",
+                hint="Set TRAUM_DATA_DIR to a writable folder.",
+            ) from None
+        self._conn = _connect(self.db_path)
+        self._migrate()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str):
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise StoreError(f"could not {action}: {_first_line(exc)}", title="Library error") from exc
+
+    @contextlib.contextmanager
+    def transaction(self, action: str):
+        """One transaction under the process lock; rolled back on any error."""
+        with self._lock, self._errors(action):
+            self._conn.execute("BEGIN TRANSACTION")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, action: str, sql: str, params=()) -> list[dict]:
+        with self._lock, self._errors(action):
+            cursor = self._conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def _migrate(self) -> None:
+        with self._lock, self._errors("upgrade the library schema"):
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+            )
+            applied = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations").fetchall()}
+        for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            with self.transaction(f"apply migration {name}") as conn:
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+
+    def applied_migrations(self) -> list[str]:
+        return [r["name"] for r in self._query("read migrations", "SELECT name FROM schema_migrations ORDER BY version")]
+
+    # -- tracks -------------------------------------------------------------
+
+    def managed_path_for(self, track_id: str, container: str) -> str:
+        """Where a managed copy lives, relative to the data dir: audio/ab/<sha256>.<ext>."""
+        ext = "".join(ch for ch in container.lower() if ch.isalnum())[:8] or "bin"
+        return f"audio/{track_id[:2]}/{track_id}.{ext}"
+
+    def add_track(
+        self,
+        record: TrackRecord,
+        features: Features,
+        *,
+        source: tuple[str, int, float] | None = None,
+        place_file=None,
+        job_id: str | None = None,
+        extra_writes=None,
+    ) -> bool:
+        """Insert a track, its features and its source path in one transaction.
+
+        ``place_file(absolute_target)`` puts a managed copy in place; it runs
+        inside the transaction and the file is removed again if the commit
+        does not happen, so a track never exists without its file or vice
+        versa. ``extra_writes(conn)`` lets later stages (embeddings) join the
+        same transaction. Returns False, writing nothing but the source path,
+        when a track with this id already exists.
+        """
+        placed: Path | None = None
+        try:
+            with self.transaction(f"save {record.filename}") as conn:
+                exists = conn.execute("SELECT 1 FROM tracks WHERE id = ?", [record.id]).fetchone()
+                if exists:
+                    if source:
+                        _upsert_source(conn, record.id, *source)
+                    return False
+                if place_file is not None:
+                    placed = self.data_dir / record.path
+                    placed.parent.mkdir(parents=True, exist_ok=True)
+                    place_file(placed)
+                conn.execute(
+                    "INSERT INTO tracks (id, filename, storage, path, format, codec, file_size, file_mtime,"
+                    " sample_rate, channels, duration, analysed_duration, truncated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        record.id, record.filename, record.storage, record.path, record.format, record.codec,
+                        record.file_size, record.file_mtime, record.sample_rate, record.channels,
+                        record.duration, record.analysed_duration, record.truncated,
+                    ],
+                )
+                conn.execute(
+                    "INSERT INTO features (track_id, tempo, spectral_centroid, zero_crossing_rate, rms_energy,"
+                    " feature_version) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        record.id, features.tempo_bpm, features.spectral_centroid_hz,
+                        features.zero_crossing_rate, features.rms_energy, FEATURE_VERSION,
+                    ],
+                )
+                if source:
+                    _upsert_source(conn, record.id, *source)
+                if extra_writes is not None:
+                    extra_writes(conn)
+                if job_id:
+                    _finish_job(conn, job_id, "added", "Added to the library.", record.id)
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            raise
+        return True
+
+    def get_track(self, track_id: str) -> dict:
+        rows = self._query(
+            "read a track",
+            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id WHERE t.id = ?",
+            [track_id],
+        )
+        if not rows:
+            raise NotFoundError(f"no track with id {track_id!r} in the library.", hint="List tracks with 'list'.")
+        return rows[0]
+
+    def resolve_id(self, prefix: str) -> str:
+        """Accept a full id or a unique prefix of at least 6 characters (like git)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 6:
+            raise NotFoundError(f"track id {prefix!r} is too short; give at least 6 characters.")
+        rows = self._query(
+            "find a track", "SELECT id FROM tracks WHERE starts_with(id, ?) ORDER BY id LIMIT 2", [prefix]
+        )
+        if not rows:
+            raise NotFoundError(f"no track with id {prefix!r} in the library.", hint="List tracks with 'list'.")
+        if len(rows) > 1:
+            raise NotFoundError(f"track id {prefix!r} is ambiguous; give more characters.")
+        return rows[0]["id"]
+
+    def list_tracks(self, *, limit: int = 50, offset: int = 0) -> list[dict]:
+        return self._query(
+            "list tracks",
+            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+            " ORDER BY t.created_at DESC, t.id LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+
+    def stats(self) -> dict:
+        row = self._query(
+            "read library statistics",
+            "SELECT count(*) AS tracks, coalesce(sum(duration), 0) AS total_duration_s,"
+            " coalesce(sum(file_size), 0) AS total_bytes FROM tracks",
+        )[0]
+        formats = self._query(
+            "read library statistics", "SELECT format, count(*) AS n FROM tracks GROUP BY format ORDER BY n DESC"
+        )
+        row["formats"] = {r["format"]: r["n"] for r in formats}
+        return row
+
+    def track_id_for_source(self, path: str, size: int, mtime: float) -> str | None:
+        """The track a path was indexed as, if the file is unchanged since (same size and mtime)."""
+        rows = self._query(
+            "look up a source path",
+            "SELECT s.track_id FROM sources s JOIN tracks t ON t.id = s.track_id"
+            " WHERE s.path = ? AND s.file_size = ? AND s.file_mtime = ?",
+            [path, size, mtime],
+        )
+        return rows[0]["track_id"] if rows else None
+
+    def add_source(self, track_id: str, path: str, size: int, mtime: float) -> None:
+        with self.transaction("record a source path") as conn:
+            _upsert_source(conn, track_id, path, size, mtime)
+
+    def has_track(self, track_id: str) -> bool:
+        return bool(self._query("look up a track", "SELECT 1 AS x FROM tracks WHERE id = ?", [track_id]))
+
+    def delete_track(self, track_id: str) -> dict:
+        """Remove a track's rows, then its managed copy. A user's own file is never touched."""
+        track = self.get_track(track_id)
+        with self.transaction(f"delete {track['filename']}") as conn:
+            for table, column in _TRACK_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [track_id])  # noqa: S608 (fixed names)
+        if track["storage"] == "managed":
+            (self.data_dir / track["path"]).unlink(missing_ok=True)
+        return track
+
+    def absolute_path(self, track: dict) -> Path:
+        return self.data_dir / track["path"] if track["storage"] == "managed" else Path(track["path"])
+
+    def sweep_orphans(self) -> list[Path]:
+        """Remove files under data/audio that belong to no track (left by a crash)."""
+        with self._lock:
+            known = {
+                r["path"]
+                for r in self._query("list managed files", "SELECT path FROM tracks WHERE storage = 'managed'")
+            }
+            removed = []
+            for file in self.audio_dir.rglob("*"):
+                if file.is_file() and file.relative_to(self.data_dir).as_posix() not in known:
+                    file.unlink(missing_ok=True)
+                    removed.append(file)
+            return removed
+
+    # -- jobs ---------------------------------------------------------------
+
+    def create_jobs(self, batch_id: str, sources: list[str]) -> list[str]:
+        ids = [uuid.uuid4().hex for _ in sources]
+        with self.transaction("queue jobs") as conn:
+            conn.executemany(
+                "INSERT INTO jobs (id, batch_id, source, status, stage) VALUES (?, ?, ?, 'queued', 'queued')",
+                [[job_id, batch_id, source] for job_id, source in zip(ids, sources)],
+            )
+        return ids
+
+    def update_job(self, job_id: str, *, status: str, stage: str | None = None, progress: float = 0.0,
+                   message: str | None = None, track_id: str | None = None) -> None:
+        with self._lock, self._errors("update a job"):
+            self._conn.execute(
+                "UPDATE jobs SET status = ?, stage = ?, progress = ?, message = ?, track_id = ?,"
+                " updated_at = current_timestamp WHERE id = ?",
+                [status, stage, progress, message, track_id, job_id],
+            )
+
+    def finish_job(self, job_id: str, status: str, message: str, track_id: str | None = None) -> None:
+        with self.transaction("finish a job") as conn:
+            _finish_job(conn, job_id, status, message, track_id)
+
+    def jobs(self, *, batch_id: str | None = None, limit: int = 200) -> list[dict]:
+        if batch_id:
+            return self._query(
+                "list jobs", "SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at, source LIMIT ?", [batch_id, limit]
+            )
+        return self._query("list jobs", "SELECT * FROM jobs ORDER BY created_at DESC, source LIMIT ?", [limit])
+
+    def interrupt_stale_jobs(self) -> int:
+        """Jobs left queued or running by a process that died are marked interrupted.
+
+        Safe at open: DuckDB lets only one process write this file, so no
+        other process can be running them.
+        """
+        with self._lock, self._errors("recover interrupted jobs"):
+            rows = self._conn.execute(
+                "UPDATE jobs SET status = 'interrupted', message = 'Interrupted: the process stopped before this"
+                " file finished. Run the import again to complete it.', updated_at = current_timestamp"
+                " WHERE status IN ('queued', 'running') RETURNING id"
+            ).fetchall()
+        return len(rows)
+
+
+_TRACK_TABLES = [("features", "track_id"), ("sources", "track_id"), ("tracks", "id")]
+
+
+def _upsert_source(conn, track_id: str, path: str, size: int, mtime: float) -> None:
+    conn.execute(
+        "INSERT INTO sources (path, track_id, file_size, file_mtime) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (path) DO UPDATE SET track_id = excluded.track_id, file_size = excluded.file_size,"
+        " file_mtime = excluded.file_mtime, seen_at = now()",
+        [path, track_id, size, mtime],
+    )
+
+
+def _finish_job(conn, job_id: str, status: str, message: str, track_id: str | None) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = ?, stage = 'done', progress = 1.0, message = ?, track_id = ?,"
+        " updated_at = current_timestamp WHERE id = ?",
+        [status, message, track_id, job_id],
+    )
+
+
+def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db_path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise LibraryLockedError(
+                f"the library {db_path} is open in another Traum-Engine process.",
+                hint="Stop the dashboard or the other command first, or point TRAUM_DATA_DIR at another library.",
+            ) from None
+        raise StoreError(f"cannot open the library {db_path}: {_first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"cannot open the library {db_path}: {_first_line(exc)}",
+            hint="If the file is damaged, restore it from an export or move it away to start a new library.",
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def move_into_place(source: Path):
+    """A ``place_file`` callback that moves a spooled upload into the library."""
+
+    def place(target: Path) -> None:
+        os.replace(source, target)
+
+    return place
+
+
+def copy_into_place(source: Path):
+    """A ``place_file`` callback that copies a user's file into the library atomically."""
+
+    def place(target: Path) -> None:
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    return place
