@@ -1,0 +1,80 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SHOW_KEYS = {"id", "filename", "format", "duration", "sample_rate", "channels", "tempo", "spectral_centroid",
+             "zero_crossing_rate", "rms_energy", "file_size", "truncated", "created_at"}
+
+
+def run_json(capsys, *argv):
+    code = main(list(argv) + ["--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAUM_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_ingest_json_contract_and_exit_status(capsys, data_dir, audio_dir):
+    code, report = run_json(capsys, "ingest", str(audio_dir / "formats"))
+    assert code == 0
+    assert set(report) == {"added", "duplicates", "failed"}
+    assert len(report["added"]) == 4 and all({"path", "id"} <= set(item) for item in report["added"])
+    code, report = run_json(capsys, "ingest", str(audio_dir / "formats"), str(audio_dir / "bad" / "random.wav"))
+    assert code == 1
+    assert len(report["duplicates"]) == 4
+    [failed] = report["failed"]
+    assert failed["path"].endswith("random.wav") and "decodable" in failed["error"]
+
+
+def test_stats_list_show_delete_json(capsys, data_dir, audio_dir):
+    main(["ingest", str(audio_dir / "sine440.wav"), str(audio_dir / "click120.wav"), "--json"])
+    capsys.readouterr()
+    code, stats = run_json(capsys, "stats")
+    assert code == 0 and stats["tracks"] == 2 and stats["total_duration_s"] == pytest.approx(25.0)
+    code, listing = run_json(capsys, "list", "--limit", "1")
+    assert code == 0 and len(listing) == 1 and SHOW_KEYS <= set(listing[0])
+    code, listing = run_json(capsys, "list", "--limit", "5", "--offset", "1")
+    assert len(listing) == 1
+    code, track = run_json(capsys, "show", listing[0]["id"][:10])
+    assert code == 0 and SHOW_KEYS <= set(track) and track["id"] == listing[0]["id"]
+    code, deleted = run_json(capsys, "delete", track["id"])
+    assert code == 0 and deleted["deleted"]["id"] == track["id"]
+    assert (audio_dir / "sine440.wav").exists() and (audio_dir / "click120.wav").exists()
+    code, error = run_json(capsys, "show", track["id"])
+    assert code == 1 and error["error"]["title"] == "Not found"
+
+
+def test_every_command_has_help(capsys):
+    for command in ("ingest", "stats", "list", "show", "delete"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert "--json" in capsys.readouterr().out
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})), timeout=120)
+
+
+def test_errors_exit_cleanly_without_traceback(tmp_path):
+    env = {"TRAUM_DATA_DIR": str(tmp_path / "data")}
+    usage = _cli("list", "--limit", "many", env=env)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    config = _cli("stats", env={**env, "TRAUM_MAX_CONCURRENT_JOBS": "lots"})
+    assert config.returncode == 2 and "Configuration error" in config.stderr and "Traceback" not in config.stderr
+    missing = _cli("show", "abcdef123456", env=env)
+    assert missing.returncode == 1 and "Not found" in missing.stderr and "Traceback" not in missing.stderr
+    debug = _cli("show", "abcdef123456", "--debug", env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -1,0 +1,156 @@
+import duckdb
+import pytest
+
+from engine import migrations
+from engine.errors import LibraryLockedError, NotFoundError, StoreError
+from engine.features import Features
+from engine.store import Store, TrackRecord
+
+FEATURES = Features(duration_s=1.0, tempo_bpm=None, spectral_centroid_hz=440.0, zero_crossing_rate=0.04, rms_energy=0.3)
+
+
+def record(track_id="ab" * 32, **overrides):
+    values = dict(
+        id=track_id, filename="kick.wav", storage="referenced", path="/music/kick.wav", format="wav",
+        codec="pcm_16", file_size=1000, file_mtime=1.0, sample_rate=44_100, channels=2, duration=1.0,
+        analysed_duration=1.0, truncated=False,
+    )
+    values.update(overrides)
+    return TrackRecord(**values)
+
+
+def test_new_library_applies_every_migration_in_order(tmp_path):
+    store = Store(tmp_path)
+    assert store.applied_migrations() == [name for name, _ in migrations.MIGRATIONS]
+    assert (tmp_path / "traum.duckdb").is_file()
+
+
+def test_reopening_keeps_data_and_applies_only_new_migrations(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    store.add_track(record(), FEATURES)
+    store.close()
+    extra = ("9999_add_test_column", "ALTER TABLE features ADD COLUMN loudness_lufs DOUBLE")
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [extra])
+    monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS)
+    store = Store(tmp_path)
+    assert store.applied_migrations()[-1] == "9999_add_test_column"
+    assert store.get_track("ab" * 32)["filename"] == "kick.wav"
+    store.close()
+    store = Store(tmp_path)  # a third open applies nothing twice
+    assert store.applied_migrations().count("9999_add_test_column") == 1
+
+
+def test_duplicate_id_is_not_inserted_twice(tmp_path):
+    store = Store(tmp_path)
+    assert store.add_track(record(), FEATURES) is True
+    assert store.add_track(record(filename="other.wav"), FEATURES) is False
+    assert store.stats()["tracks"] == 1
+    assert store.get_track("ab" * 32)["filename"] == "kick.wav"
+
+
+def test_a_failure_inside_the_transaction_leaves_nothing(tmp_path):
+    store = Store(tmp_path)
+
+    def place(target):
+        target.write_bytes(b"audio")
+
+    def explode(conn):
+        raise RuntimeError("injected failure after the inserts")
+
+    with pytest.raises(RuntimeError):
+        store.add_track(record(storage="managed", path="audio/ab/x.wav"), FEATURES, place_file=place,
+                        extra_writes=explode)
+    assert store.stats()["tracks"] == 0
+    assert store._query("count", "SELECT count(*) AS n FROM features")[0]["n"] == 0
+    assert not (tmp_path / "audio" / "ab" / "x.wav").exists()
+
+
+def test_delete_removes_rows_and_managed_copy_only(tmp_path):
+    store = Store(tmp_path)
+    original = tmp_path / "user" / "kick.wav"
+    original.parent.mkdir()
+    original.write_bytes(b"user's file")
+    store.add_track(record("aa" * 32, path=str(original)), FEATURES, source=(str(original), 11, 1.0))
+    store.add_track(record("bb" * 32, storage="managed", path="audio/bb/copy.wav"), FEATURES,
+                    place_file=lambda target: target.write_bytes(b"copy"))
+    store.delete_track("aa" * 32)
+    store.delete_track("bb" * 32)
+    assert original.read_bytes() == b"user's file"
+    assert not (tmp_path / "audio" / "bb" / "copy.wav").exists()
+    assert store.stats()["tracks"] == 0
+    assert store._query("count", "SELECT count(*) AS n FROM sources")[0]["n"] == 0
+    with pytest.raises(NotFoundError):
+        store.get_track("aa" * 32)
+
+
+def test_sweep_removes_only_orphaned_files(tmp_path):
+    store = Store(tmp_path)
+    store.add_track(record(storage="managed", path="audio/ab/keep.wav"), FEATURES,
+                    place_file=lambda target: target.write_bytes(b"keep"))
+    orphan = tmp_path / "audio" / "cd" / "orphan.wav"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a crash")
+    assert store.sweep_orphans() == [orphan]
+    assert (tmp_path / "audio" / "ab" / "keep.wav").exists()
+
+
+def test_id_prefixes_resolve_like_git(tmp_path):
+    store = Store(tmp_path)
+    store.add_track(record("abc1230" + "0" * 57), FEATURES)
+    store.add_track(record("abc1231" + "0" * 57), FEATURES)
+    assert store.resolve_id("ABC1230") == "abc1230" + "0" * 57
+    with pytest.raises(NotFoundError, match="ambiguous"):
+        store.resolve_id("abc123")
+    with pytest.raises(NotFoundError, match="too short"):
+        store.resolve_id("abc12")
+    with pytest.raises(NotFoundError, match="no track"):
+        store.resolve_id("ffffff")
+
+
+def test_stale_jobs_become_interrupted(tmp_path):
+    store = Store(tmp_path)
+    [job] = store.create_jobs("batch", ["a.wav"])
+    store.update_job(job, status="running", stage="decode", progress=0.3)
+    store.close()
+    store = Store(tmp_path)
+    assert store.interrupt_stale_jobs() == 1
+    assert store.jobs()[0]["status"] == "interrupted"
+
+
+def test_sql_values_are_bound_not_formatted(tmp_path):
+    store = Store(tmp_path)
+    nasty = "x'); DROP TABLE tracks; --"
+    store.add_track(record(filename=nasty), FEATURES)
+    assert store.get_track("ab" * 32)["filename"] == nasty
+
+
+def test_second_process_gets_a_clear_lock_error(tmp_path):
+    import subprocess
+    import sys
+
+    store = Store(tmp_path)
+    code = (
+        "import sys; from engine.store import Store\n"
+        "from engine.errors import LibraryLockedError\n"
+        f"try:\n    Store({str(tmp_path)!r})\nexcept LibraryLockedError as e:\n    print(e); sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert "open in another Traum-Engine process" in result.stdout
+    store.close()
+
+
+def test_a_damaged_database_file_is_a_titled_error(tmp_path):
+    (tmp_path / "traum.duckdb").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError) as info:
+        Store(tmp_path)
+    assert "cannot open the library" in info.value.message
+    assert not isinstance(info.value, LibraryLockedError)
+
+
+def test_duckdb_errors_are_wrapped(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(StoreError) as info:
+        store._query("run a broken query", "SELECT * FROM no_such_table")
+    assert isinstance(info.value.__cause__, duckdb.Error)
+    assert info.value.message.startswith("could not run a broken query")
