@@ -56,6 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", parents=[common], help="remove a track (never your original file)")
     delete.add_argument("id", help="track id (or a unique prefix of at least 6 characters)")
     delete.set_defaults(run=cmd_delete)
+
+    search = commands.add_parser("search", parents=[common], help="search by prompt, example audio or track",
+                                 description="Rank the library by CLAP similarity to a prompt, a clip or a track.")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("prompt", nargs="?", help='a text prompt, e.g. "punchy 808 kick"')
+    query.add_argument("--audio", type=Path, metavar="FILE", help="an example audio file")
+    query.add_argument("--like", metavar="ID", help="a track id: find more like it")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--min-score", type=float)
+    search.add_argument("--min-duration", type=float, metavar="S")
+    search.add_argument("--max-duration", type=float, metavar="S")
+    search.add_argument("--min-tempo", type=float, metavar="BPM")
+    search.add_argument("--max-tempo", type=float, metavar="BPM")
+    search.add_argument("--format", action="append", default=[], help="only this format (repeatable)")
+    search.add_argument("--segments", action="store_true", help="rank by the best single 10 s segment")
+    search.set_defaults(run=cmd_search)
+
+    reembed = commands.add_parser("reembed", parents=[common], help="compute missing or outdated embeddings")
+    reembed.add_argument("--retry", action="store_true", help="try loading the model again after a failure")
+    reembed.set_defaults(run=cmd_reembed)
+
+    model = commands.add_parser("model", parents=[common], help="show the CLAP model in use")
+    model.add_argument("--load", action="store_true", help="load the model to check that it works")
+    model.set_defaults(run=cmd_model)
     return parser
 
 
@@ -151,6 +175,59 @@ def cmd_delete(args) -> int:
     else:
         kept = "" if track["storage"] == "managed" else f" (your file {track['path']} was not touched)"
         print(f"Deleted {track['filename']}{kept}.")
+    return EXIT_OK
+
+
+def cmd_search(args) -> int:
+    from engine.search import Filters
+
+    filters = Filters(min_duration=args.min_duration, max_duration=args.max_duration, min_tempo=args.min_tempo,
+                      max_tempo=args.max_tempo, formats=tuple(args.format))
+    with open_library(args) as library:
+        hits = library.search(text=args.prompt, audio_path=args.audio, like=args.like, filters=filters,
+                              limit=args.limit, min_score=args.min_score, segments=args.segments)
+    if args.json:
+        _print_json([hit.to_dict() for hit in hits])
+    elif not hits:
+        print("No matches.")
+    else:
+        for hit in hits:
+            at = f"@{hit.segment_start:6.1f}s" if hit.segment_start is not None else " " * 8
+            print(f"{hit.rank:>3}. {hit.score:6.3f} {at}  {hit.id[:12]}  {hit.filename}")
+    return EXIT_OK
+
+
+def cmd_reembed(args) -> int:
+    from engine.embeddings import get_embedder
+
+    with open_library(args) as library:
+        get_embedder(library.settings, retry=args.retry)  # load first, so a missing model is one clear error
+        results = library.reembed()
+    done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
+    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
+    if args.json:
+        _print_json({"embedded": done, "failed": failed})
+    else:
+        for item in failed:
+            print(f"FAILED  {item['error']}", file=sys.stderr)
+        print(f"{len(done)} embedded, {len(failed)} failed." if results else "Every track is up to date.")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_model(args) -> int:
+    from engine.config import load_settings
+    from engine.embeddings import get_embedder, model_status
+
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.load:
+        get_embedder(settings)
+    status = model_status(settings)
+    if args.json:
+        _print_json(status)
+    else:
+        for key in ("backend", "model", "model_id", "device", "precision", "dim", "loaded", "error", "hint"):
+            if status.get(key) is not None:
+                print(f"{key:>10}: {status[key]}")
     return EXIT_OK
 
 

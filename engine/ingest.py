@@ -1,4 +1,4 @@
-"""The import pipeline: validate, hash, decode, features, persist.
+"""The import pipeline: validate, hash, decode, features, embed, persist.
 
 Each file is one job. Stages are plain functions; a bad file ends as a
 ``failed`` result with a readable reason and the batch goes on. Files run on
@@ -18,9 +18,10 @@ from typing import Callable
 
 from engine import audio
 from engine.config import Settings
-from engine.errors import EngineError, InputError
+from engine.errors import EngineError
 from engine.features import compute_features
 from engine.store import Store, TrackRecord, copy_into_place, move_into_place
+from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_track
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class FileResult:
     track_id: str | None = None
     error: str | None = None
     job_id: str | None = None
+    note: str | None = None  # e.g. why the embedding is pending
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,10 +67,12 @@ ProgressCallback = Callable[[Progress], None]
 class Ingestor:
     """Runs import jobs against one store with one set of settings."""
 
-    def __init__(self, store: Store, settings: Settings, *, embed_stage=None):
+    def __init__(self, store: Store, settings: Settings, *, embedder_provider=None):
         self.store = store
         self.settings = settings
-        self.embed_stage = embed_stage  # optional: (decoded, track_id) -> writes callback
+        # Returns the shared embedder or raises ModelUnavailableError; None
+        # means features only.
+        self.embedder_provider = embedder_provider
 
     # -- entry points -------------------------------------------------------
 
@@ -117,17 +121,33 @@ class Ingestor:
     def _run(self, items: list[_Item], progress: ProgressCallback | None) -> list[FileResult]:
         if not items:
             return []
+        embedder, why_not = self._embedder()
+        batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
         workers = min(self.settings.max_concurrent_jobs, len(items))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-            return list(pool.map(lambda item: self._process(item, progress), items))
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+                return list(pool.map(lambda item: self._process(item, progress, embedder, batcher, why_not), items))
+        finally:
+            if batcher is not None:
+                batcher.close()
 
-    def _process(self, item: _Item, progress: ProgressCallback | None) -> FileResult:
+    def _embedder(self):
+        """The embedder, or None and the reason embeddings will be pending."""
+        if self.embedder_provider is None:
+            return None, None
+        try:
+            return self.embedder_provider(), None
+        except EngineError as exc:
+            return None, str(exc)
+
+    def _process(self, item: _Item, progress: ProgressCallback | None, embedder=None, batcher=None,
+                 why_not: str | None = None) -> FileResult:
         def stage(name: str, fraction: float) -> None:
             self.store.update_job(item.job_id, status="running", stage=name, progress=fraction)
             _report(progress, Progress(item.job_id, item.source, name, fraction))
 
         try:
-            result = self._stages(item, stage)
+            result = self._stages(item, stage, embedder, batcher, why_not)
         except EngineError as exc:
             result = FileResult(item.source, FAILED, error=str(exc), job_id=item.job_id)
         except Exception as exc:  # a bug or a library surprise must not stop the batch
@@ -148,7 +168,7 @@ class Ingestor:
         _report(progress, Progress(item.job_id, item.source, "done", 1.0, result))
         return result
 
-    def _stages(self, item: _Item, stage) -> FileResult:
+    def _stages(self, item: _Item, stage, embedder, batcher, why_not) -> FileResult:
         settings = self.settings
         stage("validate", 0.02)
         size = audio.check_file(
@@ -174,10 +194,15 @@ class Ingestor:
         decoded = audio.decode(item.path, max_duration_s=settings.max_duration_s, display_name=item.source)
         stage("features", 0.45)
         features = compute_features(samples=decoded.at_rate(audio.FEATURE_RATE), sample_rate=audio.FEATURE_RATE)
-        extra_writes = None
-        if self.embed_stage is not None:
+        extra_writes, pending = None, why_not
+        if batcher is not None:
             stage("embed", 0.6)
-            extra_writes = self.embed_stage(decoded, track_id)
+            try:
+                vectors = embed_track(decoded.at_rate(audio.CLAP_RATE), batcher.embed_audio)
+                extra_writes = self.store.embedding_writes(track_id, vectors, embedder.model_id, PIPELINE_VERSION)
+            except Exception as exc:  # the track is still worth keeping; reembed can finish it
+                log.exception("embedding failed for %s", item.source)
+                pending = f"Embedding failed ({type(exc).__name__}: {exc}); run 'python -m engine reembed'."
 
         stage("save", 0.95)
         if item.placement == "reference":
@@ -195,7 +220,50 @@ class Ingestor:
         added = self.store.add_track(
             record, features, source=source, place_file=place, job_id=item.job_id, extra_writes=extra_writes
         )
-        return FileResult(item.source, ADDED if added else DUPLICATE, track_id, job_id=item.job_id)
+        if added and pending:
+            self.store.note_embedding_error(track_id, embedder.model_id if embedder else None, pending)
+        note = f"Embedding pending: {pending}" if added and pending else None
+        return FileResult(item.source, ADDED if added else DUPLICATE, track_id, job_id=item.job_id, note=note)
+
+
+def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCallback | None = None) -> list[FileResult]:
+    """Embed every track that has no embedding from ``embedder``'s model and this pipeline.
+
+    Each track's audio is decoded again from its stored or referenced file; a
+    referenced file that is gone or changed since import is reported, not
+    guessed at.
+    """
+    pending = store.pending_embeddings(embedder.model_id, PIPELINE_VERSION)
+
+    def one(track: dict) -> FileResult:
+        name = track["filename"]
+        try:
+            path = store.absolute_path(track)
+            if not path.is_file():
+                raise EngineError(f"{name}: the file {path} is gone.", title="Missing file",
+                                  hint="Put it back, or delete the track and import it again.")
+            stat = path.stat()
+            if track["storage"] == "referenced" and (stat.st_size, stat.st_mtime) != (track["file_size"], track["file_mtime"]):
+                raise EngineError(f"{name}: {path} changed since it was imported.", title="File changed",
+                                  hint="Import it again to index the new content.")
+            _report(progress, Progress(track["id"], name, "decode", 0.2))
+            decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=name)
+            _report(progress, Progress(track["id"], name, "embed", 0.5))
+            vectors = embed_track(decoded.at_rate(audio.CLAP_RATE), batcher.embed_audio)
+            store.save_embeddings(track["id"], vectors, embedder.model_id, PIPELINE_VERSION)
+            result = FileResult(name, ADDED, track["id"])
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, EngineError) else f"{name}: {type(exc).__name__}: {exc}"
+            store.note_embedding_error(track["id"], embedder.model_id, message)
+            result = FileResult(name, FAILED, track["id"], error=message)
+        _report(progress, Progress(track["id"], name, "done", 1.0, result))
+        return result
+
+    if not pending:
+        return []
+    with WindowBatcher(embedder, batch_windows=settings.clap_batch_windows) as batcher:
+        with ThreadPoolExecutor(max_workers=min(settings.max_concurrent_jobs, len(pending))) as pool:
+            return list(pool.map(one, pending))
 
 
 def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResult]]:

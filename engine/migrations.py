@@ -58,3 +58,41 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        "0002_create_embeddings",
+        """
+        -- Embeddings are stored per model: model_id names the weights and
+        -- pipeline_version the windowing/pooling code, so a change of either
+        -- leaves old rows stale (and recomputable) instead of mixing spaces.
+        -- FLOAT[] rather than FLOAT[D]: rows of two models of different
+        -- widths coexist while a library is re-embedded.
+        CREATE TABLE track_embeddings (
+            track_id VARCHAR NOT NULL,
+            model_id VARCHAR NOT NULL,
+            pipeline_version INTEGER NOT NULL,
+            embedding FLOAT[] NOT NULL,      -- L2-normalised mean of the window embeddings
+            window_count INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (track_id, model_id)
+        );
+        CREATE TABLE window_embeddings (
+            track_id VARCHAR NOT NULL,
+            model_id VARCHAR NOT NULL,
+            window_index INTEGER NOT NULL,
+            start_s DOUBLE NOT NULL,
+            end_s DOUBLE NOT NULL,
+            embedding FLOAT[] NOT NULL,
+            PRIMARY KEY (track_id, model_id, window_index)
+        );
+        -- Why a track has no embedding yet (model missing, decode failed on reembed).
+        CREATE TABLE embedding_errors (
+            track_id VARCHAR PRIMARY KEY,
+            model_id VARCHAR,
+            message VARCHAR NOT NULL,
+            noted_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        """,
+    )
+)

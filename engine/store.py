@@ -55,6 +55,11 @@ class Store:
         self.audio_dir = self.data_dir / "audio"
         self.db_path = self.data_dir / "traum.duckdb"
         self._lock = threading.RLock()
+        # In-process change journal: (revision, kind, track_id). Search indexes
+        # replay it to stay in step with every add, delete and re-embed.
+        # Enough on its own because DuckDB gives one process the file.
+        self.revision = 0
+        self._changes: list[tuple[int, str, str]] = []
         try:
             self.audio_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -89,6 +94,17 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def _journal(self, kind: str, track_id: str) -> None:
+        with self._lock:
+            self.revision += 1
+            self._changes.append((self.revision, kind, track_id))
+
+    def changes_since(self, revision: int) -> list[tuple[int, str, str]]:
+        with self._lock:
+            if revision >= self.revision:
+                return []
+            return [change for change in self._changes if change[0] > revision]
 
     def _query(self, action: str, sql: str, params=()) -> list[dict]:
         with self._lock, self._errors(action):
@@ -180,6 +196,7 @@ class Store:
             if placed is not None:
                 placed.unlink(missing_ok=True)
             raise
+        self._journal("add", record.id)
         return True
 
     def get_track(self, track_id: str) -> dict:
@@ -249,6 +266,7 @@ class Store:
         with self.transaction(f"delete {track['filename']}") as conn:
             for table, column in _TRACK_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [track_id])  # noqa: S608 (fixed names)
+        self._journal("delete", track_id)
         if track["storage"] == "managed":
             (self.data_dir / track["path"]).unlink(missing_ok=True)
         return track
@@ -269,6 +287,103 @@ class Store:
                     file.unlink(missing_ok=True)
                     removed.append(file)
             return removed
+
+    # -- embeddings -----------------------------------------------------------
+
+    def embedding_writes(self, track_id: str, vectors, model_id: str, pipeline_version: int):
+        """A callback writing one track's embeddings inside an open transaction.
+
+        ``vectors`` has ``track`` (D,), ``windows`` (n, D), ``starts_s`` and
+        ``ends_s``. Any earlier rows of this model for the track are replaced.
+        """
+
+        def write(conn) -> None:
+            conn.execute("DELETE FROM window_embeddings WHERE track_id = ? AND model_id = ?", [track_id, model_id])
+            conn.execute("DELETE FROM track_embeddings WHERE track_id = ? AND model_id = ?", [track_id, model_id])
+            conn.execute("DELETE FROM embedding_errors WHERE track_id = ?", [track_id])
+            conn.execute(
+                "INSERT INTO track_embeddings (track_id, model_id, pipeline_version, embedding, window_count)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [track_id, model_id, pipeline_version, vectors.track.tolist(), len(vectors.windows)],
+            )
+            conn.executemany(
+                "INSERT INTO window_embeddings (track_id, model_id, window_index, start_s, end_s, embedding)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    [track_id, model_id, i, float(start), float(end), row.tolist()]
+                    for i, (start, end, row) in enumerate(zip(vectors.starts_s, vectors.ends_s, vectors.windows))
+                ],
+            )
+
+        return write
+
+    def save_embeddings(self, track_id: str, vectors, model_id: str, pipeline_version: int) -> None:
+        with self.transaction("save embeddings") as conn:
+            self.embedding_writes(track_id, vectors, model_id, pipeline_version)(conn)
+        self._journal("embed", track_id)
+
+    def note_embedding_error(self, track_id: str, model_id: str | None, message: str) -> None:
+        with self.transaction("record an embedding error") as conn:
+            conn.execute(
+                "INSERT INTO embedding_errors (track_id, model_id, message) VALUES (?, ?, ?)"
+                " ON CONFLICT (track_id) DO UPDATE SET model_id = excluded.model_id,"
+                " message = excluded.message, noted_at = now()",
+                [track_id, model_id, message],
+            )
+
+    def pending_embeddings(self, model_id: str | None, pipeline_version: int) -> list[dict]:
+        """Tracks with no embedding from this model and pipeline version (all tracks when model_id is None)."""
+        return self._query(
+            "list tracks awaiting embeddings",
+            f"SELECT {TRACK_COLUMNS}, err.message AS embedding_error FROM tracks t"
+            " LEFT JOIN features f ON f.track_id = t.id"
+            " LEFT JOIN embedding_errors err ON err.track_id = t.id"
+            " WHERE NOT EXISTS (SELECT 1 FROM track_embeddings e WHERE e.track_id = t.id"
+            "   AND e.model_id = ? AND e.pipeline_version = ?)"
+            " ORDER BY t.created_at, t.id",
+            [model_id, pipeline_version],
+        )
+
+    def count_pending(self, model_id: str | None, pipeline_version: int) -> int:
+        return self._query(
+            "count tracks awaiting embeddings",
+            "SELECT count(*) AS n FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM track_embeddings e"
+            " WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)",
+            [model_id, pipeline_version],
+        )[0]["n"]
+
+    def embedding_table(self, model_id: str, pipeline_version: int, track_ids: list[str] | None = None):
+        """Current track embeddings with the columns search filters on, as a pyarrow table."""
+        sql = (
+            "SELECT e.track_id, e.embedding, t.duration, f.tempo, t.format FROM track_embeddings e"
+            " JOIN tracks t ON t.id = e.track_id LEFT JOIN features f ON f.track_id = e.track_id"
+            " WHERE e.model_id = ? AND e.pipeline_version = ?"
+        )
+        params: list = [model_id, pipeline_version]
+        if track_ids is not None:
+            sql += " AND e.track_id IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(track_ids)
+        with self._lock, self._errors("read embeddings"):
+            return self._conn.execute(sql + " ORDER BY e.track_id", params).to_arrow_table()
+
+    def window_table(self, model_id: str, track_ids: list[str] | None = None):
+        """Window embeddings (track_id, window_index, start_s, end_s, embedding) as a pyarrow table."""
+        sql = "SELECT track_id, window_index, start_s, end_s, embedding FROM window_embeddings WHERE model_id = ?"
+        params: list = [model_id]
+        if track_ids is not None:
+            sql += " AND track_id IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(track_ids)
+        with self._lock, self._errors("read window embeddings"):
+            return self._conn.execute(sql + " ORDER BY track_id, window_index", params).to_arrow_table()
+
+    def get_tracks(self, track_ids: list[str]) -> dict[str, dict]:
+        rows = self._query(
+            "read tracks",
+            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+            " WHERE t.id IN (SELECT unnest(?::VARCHAR[]))",
+            [track_ids],
+        )
+        return {row["id"]: row for row in rows}
 
     # -- jobs ---------------------------------------------------------------
 
@@ -316,7 +431,14 @@ class Store:
         return len(rows)
 
 
-_TRACK_TABLES = [("features", "track_id"), ("sources", "track_id"), ("tracks", "id")]
+_TRACK_TABLES = [
+    ("window_embeddings", "track_id"),
+    ("track_embeddings", "track_id"),
+    ("embedding_errors", "track_id"),
+    ("features", "track_id"),
+    ("sources", "track_id"),
+    ("tracks", "id"),
+]
 
 
 def _upsert_source(conn, track_id: str, path: str, size: int, mtime: float) -> None:

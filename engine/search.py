@@ -1,0 +1,212 @@
+"""Exact cosine search over the library's CLAP embeddings.
+
+Vectors are unit length, so cosine similarity is a dot product. The scan is
+a numpy matrix-vector product over an in-memory copy of the current model's
+track embeddings: measured at 100k tracks it is several times faster than
+DuckDB's ``array_cosine_similarity`` over the same rows (docs/BENCHMARKS.md).
+The copy replays the store's change journal before every query, so an
+ingest, re-embed or delete is visible to the next search: never stale.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.store import Store
+from engine.vectors import PIPELINE_VERSION
+
+DEFAULT_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Filters:
+    min_duration: float | None = None  # seconds
+    max_duration: float | None = None
+    min_tempo: float | None = None  # BPM; tracks without a tempo never pass a tempo filter
+    max_tempo: float | None = None
+    formats: tuple[str, ...] = ()  # e.g. ("wav", "flac"); empty means all
+
+
+@dataclass
+class Hit:
+    id: str
+    filename: str
+    score: float
+    rank: int
+    duration: float
+    tempo: float | None
+    spectral_centroid: float | None
+    format: str
+    segment_start: float | None  # seconds: where the best-matching 10 s window starts
+    segment_end: float | None
+    storage: str
+    path: str  # absolute path of the playable file
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Vectors:
+    """A growable matrix of unit rows with per-row metadata for filtering."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.matrix = np.zeros((0, dim), dtype=np.float32)
+        self.alive = np.zeros(0, dtype=bool)
+        self.duration = np.zeros(0)
+        self.tempo = np.zeros(0)
+        self.format = np.zeros(0, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def append(self, table) -> None:
+        """Add rows from an arrow table with track_id, embedding, duration, tempo, format."""
+        n = table.num_rows
+        if n == 0:
+            return
+        flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        block = np.asarray(flat, dtype=np.float32).reshape(n, -1)
+        if block.shape[1] != self.dim:
+            raise EngineError(f"stored embeddings have {block.shape[1]} dimensions, the model {self.dim}.",
+                              hint="Run 'python -m engine reembed'.", title="Embedding size mismatch")
+        for track_id in table.column("track_id").to_pylist():
+            if track_id in self.row_of:
+                self.alive[self.row_of[track_id]] = False  # replaced by the new row below
+        start = len(self.ids)
+        for offset, track_id in enumerate(table.column("track_id").to_pylist()):
+            self.row_of[track_id] = start + offset
+            self.ids.append(track_id)
+        self.matrix = _grow(self.matrix, start + n)
+        self.matrix[start : start + n] = block
+        self.alive = np.concatenate([self.alive[:start], np.ones(n, dtype=bool)])
+        self.duration = np.concatenate([self.duration[:start], _numbers(table, "duration")])
+        self.tempo = np.concatenate([self.tempo[:start], _numbers(table, "tempo")])
+        self.format = np.concatenate([self.format[:start], np.array(table.column("format").to_pylist(), dtype=object)])
+
+    def remove(self, track_id: str) -> None:
+        row = self.row_of.pop(track_id, None)
+        if row is not None:
+            self.alive[row] = False
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        n = len(self.ids)
+        keep = self.alive[:n].copy()
+        with np.errstate(invalid="ignore"):  # NaN tempo compares False: excluded by tempo filters
+            if filters.min_duration is not None:
+                keep &= self.duration[:n] >= filters.min_duration
+            if filters.max_duration is not None:
+                keep &= self.duration[:n] <= filters.max_duration
+            if filters.min_tempo is not None:
+                keep &= self.tempo[:n] >= filters.min_tempo
+            if filters.max_tempo is not None:
+                keep &= self.tempo[:n] <= filters.max_tempo
+        if filters.formats:
+            keep &= np.isin(self.format[:n], [f.lower().lstrip(".") for f in filters.formats])
+        return keep
+
+
+class VectorIndex:
+    """The current model's track vectors, in memory, kept in step with the store."""
+
+    def __init__(self, store: Store, model_id: str, dim: int):
+        self.store = store
+        self.model_id = model_id
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._vectors: _Vectors | None = None
+        self._revision = 0
+
+    def sync(self) -> _Vectors:
+        with self._lock:
+            if self._vectors is None:
+                self._revision = self.store.revision  # read first: later changes replay next time
+                vectors = _Vectors(self.dim)
+                vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
+                self._vectors = vectors
+                return vectors
+            changes = self.store.changes_since(self._revision)
+            if changes:
+                self._revision = changes[-1][0]
+                touched = list(dict.fromkeys(track_id for _, _, track_id in changes))
+                for track_id in touched:
+                    self._vectors.remove(track_id)
+                self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, touched))
+            return self._vectors
+
+    def vector_of(self, track_id: str) -> np.ndarray | None:
+        vectors = self.sync()
+        row = vectors.row_of.get(track_id)
+        return None if row is None else vectors.matrix[row].copy()
+
+    def top(self, query: np.ndarray, *, filters: Filters, limit: int, min_score: float | None,
+            exclude: str | None = None) -> list[tuple[str, float]]:
+        """Exact top-``limit`` (track id, cosine) for a unit query vector, best first."""
+        vectors = self.sync()
+        n = len(vectors)
+        if n == 0 or limit <= 0:
+            return []
+        scores = vectors.matrix[:n] @ query.astype(np.float32)
+        keep = vectors.mask(filters)
+        if exclude is not None and exclude in vectors.row_of:
+            keep[vectors.row_of[exclude]] = False
+        if min_score is not None:
+            keep &= scores >= min_score
+        candidates = np.flatnonzero(keep)
+        if candidates.size == 0:
+            return []
+        chosen = candidates[np.argpartition(-scores[candidates], min(limit, candidates.size) - 1)[:limit]]
+        # Ties are broken by id so equal scores always come back in one order.
+        order = sorted(chosen, key=lambda row: (-float(scores[row]), vectors.ids[row]))
+        return [(vectors.ids[row], float(scores[row])) for row in order]
+
+
+def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list[str]) -> dict[str, tuple[float, float, float]]:
+    """For each track, the window most similar to ``query``: (score, start_s, end_s)."""
+    if not track_ids:
+        return {}
+    table = store.window_table(model_id, track_ids)
+    if table.num_rows == 0:
+        return {}
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    matrix = np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
+    scores = matrix @ query.astype(np.float32)
+    ids = table.column("track_id").to_pylist()
+    starts = table.column("start_s").to_pylist()
+    ends = table.column("end_s").to_pylist()
+    best: dict[str, tuple[float, float, float]] = {}
+    for i, track_id in enumerate(ids):
+        if track_id not in best or scores[i] > best[track_id][0]:
+            best[track_id] = (float(scores[i]), starts[i], ends[i])
+    return best
+
+
+def rank_segments(store: Store, model_id: str, query: np.ndarray, allowed: set[str], *, limit: int,
+                  min_score: float | None, exclude: str | None = None) -> list[tuple[str, float, float, float]]:
+    """Segment mode: rank tracks by their single best 10 s window. Returns (id, score, start, end)."""
+    best = best_windows(store, model_id, query, sorted(allowed))
+    ranked = sorted(
+        ((track_id, score, start, end) for track_id, (score, start, end) in best.items()
+         if track_id != exclude and (min_score is None or score >= min_score)),
+        key=lambda hit: (-hit[1], hit[0]),
+    )
+    return ranked[:limit]
+
+
+def _grow(matrix: np.ndarray, rows: int) -> np.ndarray:
+    if rows <= matrix.shape[0]:
+        return matrix
+    grown = np.zeros((max(rows, int(matrix.shape[0] * 1.5) + 1024), matrix.shape[1]), dtype=np.float32)
+    grown[: matrix.shape[0]] = matrix
+    return grown
+
+
+def _numbers(table, column: str) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in table.column(column).to_pylist()])
