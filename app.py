@@ -2,7 +2,15 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="Traum-Engine", page_icon="🎛️", layout="wide")
+st.set_page_config(page_title="Traum-Engine", page_icon=":material/graphic_eq:", layout="wide")
 
-navigation = st.navigation([st.Page("pages/home.py", title="Home", icon="🏠", default=True)])
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
+        st.Page("pages/search.py", title="Search", icon=":material/search:"),
+        st.Page("pages/analytics.py", title="Analytics", icon=":material/bar_chart:"),
+        st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
+    ]
+)
 navigation.run()

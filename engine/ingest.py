@@ -87,38 +87,44 @@ class Ingestor:
             self.store.finish_job(job_id, FAILED, result.error)
             _report(progress, Progress(job_id, result.source, "done", 1.0, result))
         items = [_Item(f, str(f), f.name, placement, j) for f, j in zip(files, job_ids)]
-        return self._run(items, progress) + rejected
+        return self.run_items(items, progress) + rejected
 
-    def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None,
-                      batch_id: str | None = None) -> FileResult:
-        """Import one uploaded file. ``name`` is metadata only, never a path."""
-        filename = safe_filename(name)
-        [job_id] = self.store.create_jobs(batch_id or uuid.uuid4().hex, [filename])
-        item = self.spool_upload(filename, data, job_id)
-        if isinstance(item, FileResult):
-            self.store.finish_job(job_id, FAILED, item.error)
-            return item
-        return self._run([item], progress)[0]
+    def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
+        """Import one uploaded file now. ``name`` is metadata only, never a path."""
+        items, failed = self.queue_uploads([(name, data)])
+        return failed[0] if failed else self.run_items(items, progress)[0]
 
-    def spool_upload(self, filename: str, data: bytes, job_id: str) -> _Item | FileResult:
-        """Write an upload under data/tmp with a generated name, after checking its size."""
+    def queue_uploads(self, uploads, *, batch_id: str | None = None) -> tuple[list[_Item], list[FileResult]]:
+        """Create a job per upload and spool each under data/tmp with a generated name.
+
+        Returns the items ready to run and the uploads refused at once (too
+        large). Spooling to disk right away means queued uploads wait on
+        disk, not in memory.
+        """
+        names = [safe_filename(name) for name, _ in uploads]
+        job_ids = self.store.create_jobs(batch_id or uuid.uuid4().hex, names)
+        items, failed = [], []
         limit = self.settings.max_file_size_bytes
-        if len(data) > limit:
-            message = (
-                f"{filename}: {len(data) / 1048576:.1f} MB is over the {limit / 1048576:.0f} MB limit. "
-                "Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB."
-            )
-            return FileResult(filename, FAILED, error=f"File too large: {message}", job_id=job_id)
-        ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
-        tmp_dir = self.settings.tmp_dir
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        spooled = tmp_dir / f"{uuid.uuid4().hex}{ext}"
-        spooled.write_bytes(data)
-        return _Item(spooled, filename, filename, "move", job_id)
+        for filename, (_, data), job_id in zip(names, uploads, job_ids):
+            if len(data) > limit:
+                error = (
+                    f"File too large: {filename}: {len(data) / 1048576:.1f} MB is over the "
+                    f"{limit / 1048576:.0f} MB limit. Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB."
+                )
+                self.store.finish_job(job_id, FAILED, error)
+                failed.append(FileResult(filename, FAILED, error=error, job_id=job_id))
+                continue
+            ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
+            self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+            spooled = self.settings.tmp_dir / f"{uuid.uuid4().hex}{ext}"
+            spooled.write_bytes(data)
+            items.append(_Item(spooled, filename, filename, "move", job_id))
+        return items, failed
 
     # -- the pipeline ---------------------------------------------------------
 
-    def _run(self, items: list[_Item], progress: ProgressCallback | None) -> list[FileResult]:
+    def run_items(self, items: list[_Item], progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Run prepared jobs on the bounded pool; results in input order."""
         if not items:
             return []
         embedder, why_not = self._embedder()

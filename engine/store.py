@@ -112,6 +112,11 @@ class Store:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    def frame(self, action: str, sql: str, params=()):
+        """A read query as a pandas DataFrame (analytics)."""
+        with self._lock, self._errors(action):
+            return self._conn.execute(sql, params).df()
+
     def _migrate(self) -> None:
         with self._lock, self._errors("upgrade the library schema"):
             self._conn.execute(
@@ -223,13 +228,29 @@ class Store:
             raise NotFoundError(f"track id {prefix!r} is ambiguous; give more characters.")
         return rows[0]["id"]
 
-    def list_tracks(self, *, limit: int = 50, offset: int = 0) -> list[dict]:
+    def list_tracks(self, *, limit: int = 50, offset: int = 0, sort: str = "created_at", descending: bool = True,
+                    filename: str | None = None, formats: tuple[str, ...] = (), min_tempo: float | None = None,
+                    max_tempo: float | None = None, min_duration: float | None = None,
+                    max_duration: float | None = None) -> list[dict]:
+        where, params = _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_duration)
+        order = SORTABLE[sort] if sort in SORTABLE else SORTABLE["created_at"]
+        direction = "DESC" if descending else "ASC"
         return self._query(
             "list tracks",
-            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
-            " ORDER BY t.created_at DESC, t.id LIMIT ? OFFSET ?",
-            [limit, offset],
+            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id WHERE {where}"
+            f" ORDER BY {order} {direction} NULLS LAST, t.id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
         )
+
+    def count_tracks(self, *, filename: str | None = None, formats: tuple[str, ...] = (),
+                     min_tempo: float | None = None, max_tempo: float | None = None,
+                     min_duration: float | None = None, max_duration: float | None = None) -> int:
+        where, params = _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_duration)
+        return self._query(
+            "count tracks",
+            f"SELECT count(*) AS n FROM tracks t LEFT JOIN features f ON f.track_id = t.id WHERE {where}",
+            params,
+        )[0]["n"]
 
     def stats(self) -> dict:
         row = self._query(
@@ -429,6 +450,30 @@ class Store:
                 " WHERE status IN ('queued', 'running') RETURNING id"
             ).fetchall()
         return len(rows)
+
+
+# Sort keys a caller may choose, mapped to fixed SQL: never the caller's text.
+SORTABLE = {
+    "created_at": "t.created_at", "filename": "lower(t.filename)", "duration": "t.duration",
+    "tempo": "f.tempo", "spectral_centroid": "f.spectral_centroid", "rms_energy": "f.rms_energy",
+    "zero_crossing_rate": "f.zero_crossing_rate", "file_size": "t.file_size", "format": "t.format",
+}
+
+
+def _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_duration) -> tuple[str, list]:
+    clauses, params = ["TRUE"], []
+    if filename:
+        clauses.append("contains(lower(t.filename), lower(?))")
+        params.append(filename)
+    if formats:
+        clauses.append("t.format IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(formats))
+    for sql, value in (("f.tempo >= ?", min_tempo), ("f.tempo <= ?", max_tempo),
+                       ("t.duration >= ?", min_duration), ("t.duration <= ?", max_duration)):
+        if value is not None:
+            clauses.append(sql)
+            params.append(value)
+    return " AND ".join(clauses), params
 
 
 _TRACK_TABLES = [

@@ -1,4 +1,4 @@
-"""Home: the library at a glance."""
+"""Home: the library at a glance and the health of the model."""
 
 import streamlit as st
 
@@ -9,16 +9,30 @@ st.title("Traum-Engine")
 st.caption("Your sample library, searchable by sound.")
 
 try:
-    stats = ui.library().stats()
+    library = ui.library()
+    stats = library.stats()
+    model = library.model_status()
 except EngineError as error:
     ui.show_error(error)
     st.stop()
 
 if stats["tracks"] == 0:
-    st.info("Your library is empty. Import a folder with `python -m engine ingest FOLDER`.")
+    st.info("Your library is empty. Add files on the **Upload** page, or import a folder with "
+            "`python -m engine ingest FOLDER`.")
 else:
-    tracks, duration, formats = st.columns(3)
+    tracks, duration, formats, pending = st.columns(4)
     tracks.metric("Tracks", f"{stats['tracks']:,}")
     duration.metric("Total duration", ui.format_duration(stats["total_duration_s"]))
-    formats.metric("Formats", ", ".join(f"{n} {fmt}" for fmt, n in stats["formats"].items()))
-st.caption(f"Library folder: `{ui.library().settings.data_dir.resolve()}`")
+    formats.metric("Formats", len(stats["formats"]))
+    pending.metric("Pending embeddings", f"{stats['pending_embeddings']:,}")
+    st.caption("By format: " + ", ".join(f"{n:,} {fmt}" for fmt, n in stats["formats"].items()))
+
+st.subheader("Search model")
+if model["loaded"]:
+    st.success(f"CLAP ready: `{model['model_id']}` on {model['device']} ({model['precision']}, "
+               f"{model['dim']} dimensions, {model['backend']} backend).")
+elif model["error"]:
+    st.warning(f"**The CLAP model is not available**: {model['error']}\n\n{model['hint'] or ''}")
+else:
+    st.info(f"Loading CLAP `{model['model']}` ({model['backend']} backend) on {model['device']}...")
+st.caption(f"Library folder: `{library.settings.data_dir.resolve()}`")

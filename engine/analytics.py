@@ -1,0 +1,77 @@
+"""Library analytics, aggregated in DuckDB so a 100k-track library ships
+a few hundred numbers to the browser, not 100k points."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from engine.store import Store
+
+SCATTER_POINTS = 5_000  # above this, the tempo/centroid view becomes a density grid
+
+
+def tempo_histogram(store: Store, *, width_bpm: float = 5.0) -> pd.DataFrame:
+    """Tracks per tempo bin: columns bin_start (BPM), count. Tracks without a pulse are left out."""
+    return store.frame(
+        "summarise tempo",
+        "SELECT floor(tempo / ?) * ? AS bin_start, count(*) AS count FROM features"
+        " WHERE tempo IS NOT NULL GROUP BY bin_start ORDER BY bin_start",
+        [width_bpm, width_bpm],
+    )
+
+
+def centroid_histogram(store: Store, *, width_hz: float = 250.0, ceiling_hz: float = 12_000.0) -> pd.DataFrame:
+    """Tracks per spectral-centroid bin (Hz); centroids above ``ceiling_hz`` share the last bin."""
+    return store.frame(
+        "summarise spectral centroid",
+        "SELECT floor(least(spectral_centroid, ?) / ?) * ? AS bin_start, count(*) AS count FROM features"
+        " WHERE spectral_centroid > 0 GROUP BY bin_start ORDER BY bin_start",
+        [ceiling_hz - 1e-6, width_hz, width_hz],
+    )
+
+
+DURATION_EDGES = [0, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600]
+
+
+def duration_histogram(store: Store) -> pd.DataFrame:
+    """Tracks per duration band (one-shots to full tracks): columns band, count, in band order."""
+    labels = [f"{_short(lo)}–{_short(hi)}" for lo, hi in zip(DURATION_EDGES, DURATION_EDGES[1:])]
+    labels.append(f"{_short(DURATION_EDGES[-1])}+")
+    counts = store.frame(
+        "summarise durations",
+        "SELECT len(list_filter(?::DOUBLE[], x -> x <= duration)) - 1 AS band, count(*) AS count"
+        " FROM tracks GROUP BY band",
+        [DURATION_EDGES],
+    )
+    by_band = dict(zip(counts["band"].astype(int), counts["count"].astype(int)))
+    return pd.DataFrame({"band": labels, "count": [by_band.get(i, 0) for i in range(len(labels))]})
+
+
+def loudness_histogram(store: Store, *, width_db: float = 3.0) -> pd.DataFrame:
+    """Tracks per RMS level bin in dBFS (20·log10 of the mean RMS); silence is left out."""
+    return store.frame(
+        "summarise loudness",
+        "SELECT floor(20 * log10(rms_energy) / ?) * ? AS bin_start, count(*) AS count FROM features"
+        " WHERE rms_energy > 1e-6 GROUP BY bin_start ORDER BY bin_start",
+        [width_db, width_db],
+    )
+
+
+def tempo_vs_centroid(store: Store) -> tuple[str, pd.DataFrame]:
+    """("points", one row per track with filename) for small libraries, else ("density", binned counts)."""
+    total = store.frame("count tracks", "SELECT count(*) AS n FROM features WHERE tempo IS NOT NULL")["n"][0]
+    if total <= SCATTER_POINTS:
+        return "points", store.frame(
+            "read tempo and centroid",
+            "SELECT t.filename, f.tempo, f.spectral_centroid FROM features f JOIN tracks t ON t.id = f.track_id"
+            " WHERE f.tempo IS NOT NULL ORDER BY t.filename",
+        )
+    return "density", store.frame(
+        "bin tempo against centroid",
+        "SELECT floor(tempo / 5) * 5 AS tempo, floor(least(spectral_centroid, 11999) / 250) * 250"
+        " AS spectral_centroid, count(*) AS count FROM features WHERE tempo IS NOT NULL GROUP BY ALL",
+    )
+
+
+def _short(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 60 else f"{seconds / 60:g} min"

@@ -1,0 +1,58 @@
+"""A process-wide background worker for dashboard uploads.
+
+Uploads are spooled to disk and their jobs recorded the moment they are
+submitted; one thread then works through the queue with the ingest pool.
+The page never waits, and job state lives in the store, so any tab or a
+restarted page sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from engine.ingest import FileResult, Ingestor
+
+log = logging.getLogger(__name__)
+
+
+class IngestWorker:
+    def __init__(self, ingestor: Ingestor):
+        self._ingestor = ingestor
+        self._queue: queue.Queue = queue.Queue()
+        self._active = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="ingest-worker", daemon=True)
+        self._thread.start()
+
+    def submit_uploads(self, uploads: list[tuple[str, bytes]], *, batch_id: str) -> list[FileResult]:
+        """Queue uploads (name, bytes) under ``batch_id``; returns those refused at once."""
+        items, refused = self._ingestor.queue_uploads(uploads, batch_id=batch_id)
+        if items:
+            with self._idle:
+                self._active += len(items)
+            self._queue.put(items)
+        return refused
+
+    @property
+    def busy(self) -> bool:
+        with self._idle:
+            return self._active > 0
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued upload has finished (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            items = self._queue.get()
+            try:
+                self._ingestor.run_items(items)
+            except Exception:  # the pipeline reports per file; this is a last resort
+                log.exception("background import failed")
+            finally:
+                with self._idle:
+                    self._active -= len(items)
+                    self._idle.notify_all()

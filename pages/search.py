@@ -1,0 +1,75 @@
+"""Search: by prompt, by example clip, or "more like this"."""
+
+import streamlit as st
+
+import ui
+from engine.errors import EngineError
+from engine.search import Filters
+
+st.title("Search")
+library = ui.library()
+st.session_state.setdefault("like", None)
+
+prompt_tab, example_tab = st.tabs(["Describe it", "Play an example"])
+with prompt_tab:
+    prompt = st.text_input("Prompt", placeholder="punchy 808 kick, warm analog pad, dusty vinyl drum break")
+with example_tab:
+    example = st.file_uploader("Example clip", type=[e.lstrip(".") for e in library.settings.allowed_extensions])
+    recording = st.audio_input("...or record one")
+
+with st.expander("Filters"):
+    left, right = st.columns(2)
+    use_duration = left.checkbox("Duration (s)")
+    duration = left.slider("Duration range", 0.0, 600.0, (0.0, 30.0), step=0.5, disabled=not use_duration,
+                           label_visibility="collapsed")
+    use_tempo = right.checkbox("Tempo (BPM)")
+    tempo = right.slider("Tempo range", 40, 240, (80, 140), disabled=not use_tempo, label_visibility="collapsed")
+    formats = left.multiselect("Formats", ["wav", "flac", "mp3", "m4a"])
+    segments = right.toggle("Rank by best 10 s segment")
+    limit = right.number_input("Results", 1, 200, 20)
+
+filters = Filters(
+    min_duration=duration[0] if use_duration else None, max_duration=duration[1] if use_duration else None,
+    min_tempo=tempo[0] if use_tempo else None, max_tempo=tempo[1] if use_tempo else None, formats=tuple(formats),
+)
+query: dict = {}
+if st.session_state.like:
+    query = {"like": st.session_state.like}
+    st.info("Showing tracks like the one you picked.")
+    if st.button("Clear"):
+        st.session_state.like = None
+        st.rerun()
+elif recording is not None:
+    query = {"audio_bytes": recording.getvalue(), "audio_name": "recording.wav"}
+elif example is not None:
+    query = {"audio_bytes": example.getvalue(), "audio_name": example.name}
+elif prompt.strip():
+    query = {"text": prompt}
+
+if not query:
+    st.caption("Type a prompt, drop an example clip or record one.")
+    st.stop()
+
+try:
+    with st.spinner("Searching..."):
+        hits = library.search(**query, filters=filters, limit=int(limit), segments=segments)
+except EngineError as error:
+    ui.show_error(error)
+    st.stop()
+
+if not hits:
+    pending = library.stats()["pending_embeddings"]
+    st.info("No matches." + (f" {pending} tracks are still waiting for embeddings." if pending else ""))
+for hit in hits:
+    with st.container(border=True):
+        head, play, more = st.columns([3, 4, 1])
+        tempo_text = f"{hit.tempo:.1f} BPM" if hit.tempo else "no pulse"
+        head.markdown(f"**{hit.rank}. {hit.filename}**  \nscore {hit.score:.3f} · "
+                      f"{ui.format_duration(hit.duration)} · {tempo_text} · {hit.spectral_centroid or 0:.0f} Hz")
+        with play:
+            if hit.segment_start:
+                st.caption(f"Best match from {hit.segment_start:.0f} s")
+            ui.play(hit, start=hit.segment_start)
+        if more.button("More like this", key=f"like-{hit.id}"):
+            st.session_state.like = hit.id
+            st.rerun()
