@@ -37,6 +37,9 @@ def progress() -> None:
     if not jobs:
         st.info("No uploads in this session yet.")
         return
+    counts = pd.Series([job["status"] for job in jobs]).value_counts()
+    st.markdown(" · ".join(f"**{counts.get(key, 0)} {key}**" for key in ("queued", "running", "added", "duplicate",
+                                                                          "failed") if counts.get(key, 0)))
     table = pd.DataFrame({
         "file": [job["source"] for job in jobs],
         "status": [STATUS.get(job["status"], job["status"]) for job in jobs],

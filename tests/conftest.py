@@ -1,9 +1,16 @@
-"""Shared fixtures. Audio fixtures live in tests/fixtures_audio.py, the tiny
-offline CLAP model in tests/fixtures_clap.py."""
+"""Shared fixtures: generated audio (fixtures_audio), a deterministic fake
+embedder (fixtures_fake) and the tiny offline CLAP model (fixtures_clap)."""
+
+import pytest
 
 from tests.fixtures_audio import *  # noqa: F401,F403
+from tests.fixtures_clap import *  # noqa: F401,F403
 from tests.fixtures_fake import *  # noqa: F401,F403
-try:
-    from tests.fixtures_clap import *  # noqa: F401,F403
-except ModuleNotFoundError:  # TEMP until the CLAP fixtures land
-    pass
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (the browser test screenshots failures)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -1,35 +1,146 @@
+"""AppTests: every page on a temporary library with the tiny offline CLAP model."""
+
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.embeddings import get_embedder, reset_embedders
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+def app(tmp_path, monkeypatch, tiny_clap_dir):
     monkeypatch.setenv("TRAUM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tiny_clap_dir))
+    monkeypatch.setenv("TRAUM_CLAP_DEVICE", "cpu")
     monkeypatch.chdir(REPO)
     import ui
 
-    ui.library.clear()
-    yield lambda: AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    ui.library.clear()
+    def clear():
+        ui.library.clear()
+        ui.worker.clear()
+        ui.charts.clear()
+        reset_embedders()
+
+    clear()
+
+    def start(page: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+        at.run()
+        if page:
+            at.switch_page(f"pages/{page}.py").run()
+        return at
+
+    yield start
+    clear()
 
 
-def test_home_shows_empty_state(app):
-    at = app().run()
+def populate(audio_dir):
+    import ui
+
+    library = ui.library()
+    library.ingest([audio_dir / "formats", audio_dir / "sine440.wav", audio_dir / "click120.wav"])
+    return library
+
+
+def test_home_empty_state(app):
+    at = app()
     assert not at.exception
     assert at.title[0].value == "Traum-Engine"
     assert "library is empty" in at.info[0].value
 
 
-def test_home_shows_counts(app, audio_dir):
-    import ui
-
-    ui.library().ingest([audio_dir / "formats"])
-    at = app().run()
+def test_home_counts_and_model_status(app, audio_dir):
+    library = populate(audio_dir)
+    get_embedder(library.settings)
+    at = app()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Tracks"] == "4"
-    assert metrics["Total duration"] == "0:48"
+    assert metrics["Tracks"] == "6" and metrics["Pending embeddings"] == "0"
+    assert "CLAP ready" in at.success[0].value
+
+
+def test_home_missing_model_state(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tmp_path / "nowhere"))
+    at = app()
+    import ui
+
+    with pytest.raises(Exception):
+        get_embedder(ui.library().settings)
+    at.run()
+    assert not at.exception
+    warning = at.warning[0].value
+    assert "not available" in warning and "TRAUM_CLAP_MODEL" in warning
+
+
+def test_upload_good_and_bad_files(app, audio_dir):
+    at = app("upload")
+    assert not at.exception and at.title[0].value == "Upload"
+    assert "No uploads" in at.info[0].value
+    at.file_uploader[0].set_value([
+        ("sine.wav", (audio_dir / "sine440.wav").read_bytes(), "audio/wav"),
+        ("broken.wav", b"not audio at all", "audio/wav"),
+    ]).run()
+    at.button[0].click().run()
+    import ui
+
+    assert ui.worker().wait_idle(timeout=120)
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    status = dict(zip(table["file"], table["status"]))
+    assert status == {"sine.wav": "added", "broken.wav": "failed"}
+    message = dict(zip(table["file"], table["message"]))["broken.wav"]
+    assert "Not a decodable audio file" in message and "broken.wav" in message
+    assert ui.library().stats()["tracks"] == 1
+
+
+def test_search_page_states_and_hits(app, audio_dir):
+    at = app("search")
+    assert not at.exception and at.title[0].value == "Search"
+    at.text_input[0].input("warm analog pad").run()
+    assert not at.exception
+    assert "No matches" in at.info[0].value  # empty library
+    populate(audio_dir)
+    at.run()
+    assert not at.exception
+    hits = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert len(hits) == 6 and hits[0].startswith("**1. ")
+    at.button(key=at.button[1].key).click().run()  # "More like this" on the first hit
+    assert not at.exception
+    assert "like the one you picked" in at.info[0].value
+
+
+def test_search_missing_model_is_a_message(app, audio_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tmp_path / "nowhere"))
+    at = app("search")
+    at.text_input[0].input("kick").run()
+    assert not at.exception
+    assert "CLAP model unavailable" in at.error[0].value and "TRAUM_CLAP_MODEL" in at.error[0].value
+
+
+def test_analytics_empty_and_populated(app, audio_dir):
+    at = app("analytics")
+    assert not at.exception and at.title[0].value == "Analytics"
+    assert "Nothing to chart" in at.info[0].value
+    populate(audio_dir)
+    at.run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 5
+
+
+def test_library_empty_populated_and_delete(app, audio_dir):
+    at = app("library")
+    assert not at.exception and at.title[0].value == "Library"
+    assert "library is empty" in at.info[0].value
+    library = populate(audio_dir)
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 6 and "mix.flac" in set(table["filename"])
+    at.text_input[0].input("mix").run()
+    assert len(at.dataframe[0].value) == 4
+    assert library.stats()["tracks"] == 6
