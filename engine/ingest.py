@@ -308,7 +308,10 @@ def safe_filename(name: str) -> str:
     base = "".join(ch for ch in base if ch.isprintable())
     if base in ("", ".", ".."):
         base = "upload"
-    return base[:255]
+    if len(base) > 255:  # shorten the stem, never the extension that decides the decoder
+        suffix = Path(base).suffix[:16]
+        base = base[: 255 - len(suffix)] + suffix
+    return base
 
 
 def _report(progress: ProgressCallback | None, event: Progress) -> None:
