@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", parents=[common], help="show the CLAP model in use")
     model.add_argument("--load", action="store_true", help="load the model to check that it works")
     model.set_defaults(run=cmd_model)
+
+    export = commands.add_parser("export", parents=[common], help="back up the library to a folder (Parquet + audio)")
+    export.add_argument("target", type=Path, metavar="DIR")
+    export.set_defaults(run=cmd_export)
+
+    restore = commands.add_parser("import", parents=[common], help="restore an export into an empty library")
+    restore.add_argument("source", type=Path, metavar="DIR")
+    restore.set_defaults(run=cmd_import)
     return parser
 
 
@@ -228,6 +236,30 @@ def cmd_model(args) -> int:
         for key in ("backend", "model", "model_id", "device", "precision", "dim", "loaded", "error", "hint"):
             if status.get(key) is not None:
                 print(f"{key:>10}: {status[key]}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from engine.backup import export_library
+
+    with open_library(args) as library:
+        manifest = export_library(library.store, args.target)
+    if args.json:
+        _print_json(manifest)
+    else:
+        print(f"Exported {manifest['rows']['tracks']} tracks and {manifest['managed_files']} audio files to {args.target}.")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from engine.backup import import_library
+
+    with open_library(args) as library:
+        manifest = import_library(library.store, args.source)
+    if args.json:
+        _print_json(manifest)
+    else:
+        print(f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
     return EXIT_OK
 
 

@@ -126,14 +126,13 @@ class VectorIndex:
 
     def sync(self) -> _Vectors:
         with self._lock:
-            if self._vectors is None:
+            changes = self.store.changes_since(self._revision)
+            if self._vectors is None or any(kind == "reload" for _, kind, _ in changes):
                 self._revision = self.store.revision  # read first: later changes replay next time
                 vectors = _Vectors(self.dim)
                 vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
                 self._vectors = vectors
-                return vectors
-            changes = self.store.changes_since(self._revision)
-            if changes:
+            elif changes:
                 self._revision = changes[-1][0]
                 touched = list(dict.fromkeys(track_id for _, _, track_id in changes))
                 for track_id in touched:

@@ -100,6 +100,12 @@ class Store:
             self.revision += 1
             self._changes.append((self.revision, kind, track_id))
 
+    def reload_journal(self) -> None:
+        """After a bulk change (import), make every index rebuild from scratch."""
+        with self._lock:
+            self.revision += 1
+            self._changes.append((self.revision, "reload", "*"))
+
     def changes_since(self, revision: int) -> list[tuple[int, str, str]]:
         with self._lock:
             if revision >= self.revision:

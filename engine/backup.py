@@ -1,0 +1,88 @@
+"""Export a library to Parquet plus its managed audio, and import it into an empty one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from engine import __version__
+from engine.errors import EngineError, StoreError
+from engine.store import Store
+
+# Fixed table names, in dependency order; never taken from input.
+TABLES = ("tracks", "features", "sources", "track_embeddings", "window_embeddings", "embedding_errors", "jobs")
+MANIFEST = "manifest.json"
+
+
+def export_library(store: Store, target: Path) -> dict:
+    """Write every table as ``TABLE.parquet`` and the managed copies under ``audio/``."""
+    target = Path(target)
+    if target.exists() and any(target.iterdir()):
+        raise EngineError(f"{target} is not empty.", hint="Export into a new or empty folder.",
+                          title="Export refused")
+    target.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    with store.transaction("export the library") as conn:  # one consistent snapshot
+        for table in TABLES:
+            data = conn.execute(f"SELECT * FROM {table}").to_arrow_table()  # noqa: S608 (fixed names)
+            pq.write_table(data, target / f"{table}.parquet")
+            counts[table] = data.num_rows
+        managed = [row[0] for row in conn.execute("SELECT path FROM tracks WHERE storage = 'managed'").fetchall()]
+    for relative in managed:
+        source = store.data_dir / relative
+        if source.is_file():
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+    manifest = {"format": 1, "engine": __version__, "migrations": store.applied_migrations(), "rows": counts,
+                "managed_files": len(managed)}
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def import_library(store: Store, source: Path) -> dict:
+    """Restore an export into an empty library: rows in one transaction, then managed files."""
+    source = Path(source)
+    manifest_path = source / MANIFEST
+    if not manifest_path.is_file():
+        raise EngineError(f"{source} holds no Traum-Engine export ({MANIFEST} is missing).", title="Import refused")
+    manifest = json.loads(manifest_path.read_text())
+    unknown = set(manifest.get("migrations", [])) - set(store.applied_migrations())
+    if unknown:
+        raise EngineError(f"the export comes from a newer library schema ({', '.join(sorted(unknown))}).",
+                          hint="Update Traum-Engine, then import again.", title="Import refused")
+    if store.stats()["tracks"]:
+        raise EngineError(f"the library at {store.data_dir} is not empty.",
+                          hint="Import into a new data folder (TRAUM_DATA_DIR).", title="Import refused")
+    copied: list[Path] = []
+    try:
+        with store.transaction("import the library") as conn:
+            for table in TABLES:
+                path = source / f"{table}.parquet"
+                if not path.is_file():
+                    continue
+                data = pq.read_table(path)
+                columns = ", ".join(f'"{name}"' for name in data.column_names if name.isidentifier())
+                conn.register("incoming", data)
+                try:
+                    conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # noqa: S608
+                finally:
+                    conn.unregister("incoming")
+            managed = [row[0] for row in conn.execute("SELECT path FROM tracks WHERE storage = 'managed'").fetchall()]
+            for relative in managed:
+                origin = source / relative
+                if not origin.is_file():
+                    raise StoreError(f"the export lacks the audio file {relative}.", title="Incomplete export")
+                destination = store.data_dir / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, destination)
+                copied.append(destination)
+    except BaseException:
+        for path in copied:
+            path.unlink(missing_ok=True)
+        raise
+    store.reload_journal()
+    return manifest

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from engine.cli import main
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.library import Library
+from tests.fixtures_audio import sine, white_noise, write_audio
+from tests.fixtures_fake import FakeEmbedder
+
+TABLES_WITH_ROWS = ("tracks", "features", "sources", "track_embeddings", "window_embeddings", "jobs")
+
+
+def rows(library, table):
+    return library.store.frame("dump", f"SELECT * FROM {table}").sort_values(
+        list(library.store.frame("dump", f"SELECT * FROM {table} LIMIT 0").columns)[:3]
+    ).reset_index(drop=True)
+
+
+def test_round_trip_keeps_rows_search_results_and_segments(tmp_path, audio_dir):
+    import numpy as np
+
+    fake = FakeEmbedder()
+    source = Library(Settings(data_dir=tmp_path / "a"), embedder_provider=lambda: fake)
+    source.ingest([audio_dir / "formats"])  # referenced files
+    long = np.concatenate([white_noise(10), sine(440, 10, amplitude=0.5)])
+    write_audio(tmp_path / "in" / "long.wav", long, 44_100)
+    source.ingest([tmp_path / "in" / "long.wav"], copy=True)  # a managed copy
+    source.ingest_upload("upload.wav", (audio_dir / "sine440.wav").read_bytes())
+    before = {table: rows(source, table) for table in TABLES_WITH_ROWS}
+    queries = [dict(text="440 Hz", limit=10), dict(text="noise", limit=10, segments=True)]
+    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search(**q)] for q in queries]
+    source.store.close()
+    assert main(["export", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
+
+    assert main(["import", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "b"), "--json"]) == 0
+    with Library(Settings(data_dir=tmp_path / "b"), embedder_provider=lambda: fake) as restored:
+        for table, frame in before.items():
+            assert rows(restored, table).equals(frame), table
+        for query, hits in zip(queries, expected):
+            assert [(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)] == hits
+        managed = [t for t in restored.tracks(limit=100) if t["storage"] == "managed"]
+        assert len(managed) == 2
+        for track in managed:
+            path = restored.audio_path(track)
+            assert path.is_file() and path.resolve().is_relative_to((tmp_path / "b").resolve())
+        referenced = [t for t in restored.tracks(limit=100) if t["storage"] == "referenced"]
+        assert {t["path"] for t in referenced} == {str((audio_dir / "formats" / f"mix.{e}").resolve())
+                                                    for e in ("wav", "flac", "mp3", "m4a")}
+
+
+def test_import_refuses_a_non_empty_library(tmp_path, audio_dir, capsys):
+    with Library(Settings(data_dir=tmp_path / "a")) as library:
+        library.ingest([audio_dir / "sine440.wav"])
+    assert main(["export", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "a"), "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["title"] == "Import refused" and "not empty" in error["message"]
+
+
+def test_export_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "something").write_text("x")
+    from engine.backup import export_library
+    from engine.store import Store
+
+    with pytest.raises(EngineError, match="not empty"):
+        export_library(Store(tmp_path / "data"), tmp_path / "backup")
