@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -97,18 +98,20 @@ class Ingestor:
     def queue_uploads(self, uploads, *, batch_id: str | None = None) -> tuple[list[_Item], list[FileResult]]:
         """Create a job per upload and spool each under data/tmp with a generated name.
 
-        Returns the items ready to run and the uploads refused at once (too
-        large). Spooling to disk right away means queued uploads wait on
-        disk, not in memory.
+        ``uploads`` holds (name, data) pairs; data is bytes or a binary file
+        object, which is streamed to disk in chunks, so a large upload is
+        never copied in memory. Returns the items ready to run and the
+        uploads refused at once (too large). Queued uploads wait on disk.
         """
         names = [safe_filename(name) for name, _ in uploads]
         job_ids = self.store.create_jobs(batch_id or uuid.uuid4().hex, names)
         items, failed = [], []
         limit = self.settings.max_file_size_bytes
         for filename, (_, data), job_id in zip(names, uploads, job_ids):
-            if len(data) > limit:
+            size = _payload_size(data)
+            if size > limit:
                 error = (
-                    f"File too large: {filename}: {len(data) / 1048576:.1f} MB is over the "
+                    f"File too large: {filename}: {size / 1048576:.1f} MB is over the "
                     f"{limit / 1048576:.0f} MB limit. Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB."
                 )
                 self.store.finish_job(job_id, FAILED, error)
@@ -117,7 +120,11 @@ class Ingestor:
             ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
             self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
             spooled = self.settings.tmp_dir / f"{uuid.uuid4().hex}{ext}"
-            spooled.write_bytes(data)
+            with open(spooled, "wb") as handle:
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    handle.write(data)
+                else:
+                    shutil.copyfileobj(data, handle, length=1 << 20)
             items.append(_Item(spooled, filename, filename, "move", job_id))
         return items, failed
 
@@ -300,6 +307,15 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
                 seen.add(key)
                 files.append(file)
     return files, rejected
+
+
+def _payload_size(data) -> int:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    data.seek(0, os.SEEK_END)
+    size = data.tell()
+    data.seek(0)
+    return size
 
 
 def safe_filename(name: str) -> str:

@@ -26,8 +26,8 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._loop, name="ingest-worker", daemon=True)
         self._thread.start()
 
-    def submit_uploads(self, uploads: list[tuple[str, bytes]], *, batch_id: str) -> list[FileResult]:
-        """Queue uploads (name, bytes) under ``batch_id``; returns those refused at once."""
+    def submit_uploads(self, uploads, *, batch_id: str) -> list[FileResult]:
+        """Queue uploads (name, bytes or file object) under ``batch_id``; returns those refused at once."""
         items, refused = self._ingestor.queue_uploads(uploads, batch_id=batch_id)
         if items:
             with self._idle:

@@ -20,7 +20,7 @@ files = st.file_uploader("Audio files", type=extensions, accept_multiple_files=T
 if st.button("Import", type="primary", disabled=not files):
     batch = uuid.uuid4().hex
     try:
-        ui.worker().submit_uploads([(f.name, f.getvalue()) for f in files], batch_id=batch)
+        ui.worker().submit_uploads([(f.name, f) for f in files], batch_id=batch)  # streamed, not copied
     except EngineError as error:
         ui.show_error(error)
     st.session_state.upload_batches.append(batch)

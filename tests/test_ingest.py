@@ -236,3 +236,16 @@ def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path):
     with Library(Settings(data_dir=data)) as library:
         assert library.stats()["tracks"] == 10
         assert len({t["filename"] for t in library.tracks(limit=100)}) == 10
+
+
+def test_uploads_stream_from_file_objects(library, audio_dir):
+    import io
+
+    data = (audio_dir / "sine440.wav").read_bytes()
+    items, refused = library.ingestor.queue_uploads([("a.wav", io.BytesIO(data))])
+    assert refused == [] and items[0].path.read_bytes() == data
+    [result] = library.ingestor.run_items(items)
+    assert result.status == "added"
+    big = io.BytesIO(b"0" * (library.settings.max_file_size_bytes + 1))
+    items, refused = library.ingestor.queue_uploads([("big.wav", big)])
+    assert items == [] and "File too large" in refused[0].error
