@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+import ui
+
 st.set_page_config(page_title="Traum-Engine", page_icon=":material/graphic_eq:", layout="wide")
+ui.require_login(from_app=True)
 
 navigation = st.navigation(
     [

@@ -10,39 +10,46 @@ a new upload shows up on the next render without a restart.
 from __future__ import annotations
 
 import threading
+import time
 
 import streamlit as st
 
 from engine import analytics
-from engine.config import load_settings
+from engine.auth import verify_password
+from engine.config import Settings, load_settings
 from engine.embeddings import get_embedder
 from engine.errors import EngineError
 from engine.library import Library
 from engine.worker import IngestWorker
 
 
-def _use_app_navigation() -> None:
+def _leave_legacy_pages_mode(*, from_app: bool) -> None:
     """Route every URL through app.py's st.navigation.
 
-    Streamlit still honours its legacy "pages/ folder" mode until the first
-    st.navigation call in the process: a fresh server's first visitor to
-    /search would get pages/search.py alone, without app.py and its menu.
-    Every page imports this module first, so switching the mode off here and
-    rerunning sends that one request through app.py.
+    Streamlit honours its legacy "pages/ folder" mode until the first
+    st.navigation call in a process: a fresh server's first visitor to
+    /search gets pages/search.py alone, without app.py and its menu. The
+    page switches the mode off and reruns, so that request goes through
+    app.py. (AppTest resets the mode before every run; rerunning there would
+    swallow the widget event under test, and the gate below holds anyway.)
     """
+    from streamlit.runtime import Runtime
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not from_app and type(Runtime.instance()) is Runtime:
+            st.rerun()
 
 
-_use_app_navigation()
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    return load_settings()
 
 
 @st.cache_resource(show_spinner=False)
 def library() -> Library:
-    lib = Library(load_settings())
+    lib = Library(settings())
     # Load CLAP in the background so the first search does not pay for it;
     # a failure is remembered by the engine and shown on the Home page.
     threading.Thread(target=_warm_model, args=(lib,), name="clap-warm-up", daemon=True).start()
@@ -78,6 +85,48 @@ def charts(revision: int) -> dict:
         "scatter_kind": kind,
         "scatter": scatter,
     }
+
+
+def require_login(*, from_app: bool = False) -> None:
+    """Stop this run unless the visitor may use the dashboard.
+
+    OIDC through st.login when an [auth] section exists in
+    .streamlit/secrets.toml; otherwise a password when
+    TRAUM_AUTH_PASSWORD_HASH is set; otherwise open (localhost only by default).
+    app.py and every page call it, so no page renders without it, however
+    it is reached.
+    """
+    _leave_legacy_pages_mode(from_app=from_app)
+    if _oidc_configured():
+        if not getattr(st.user, "is_logged_in", False):
+            st.title("Traum-Engine")
+            st.button("Log in", type="primary", on_click=st.login)
+            st.stop()
+        st.sidebar.button("Log out", on_click=st.logout)
+        return
+    encoded = settings().auth_password_hash
+    if not encoded or st.session_state.get("authenticated"):
+        if encoded:
+            st.sidebar.button("Log out", on_click=lambda: st.session_state.pop("authenticated", None))
+        return
+    st.title("Traum-Engine")
+    with st.form("login"):
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if submitted:
+        if verify_password(password, encoded):
+            st.session_state.authenticated = True
+            st.rerun()
+        time.sleep(1.0)  # slows guessing
+        st.error("Wrong password.")
+    st.stop()
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
 
 
 def show_error(error: EngineError) -> None:

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("import", parents=[common], help="restore an export into an empty library")
     restore.add_argument("source", type=Path, metavar="DIR")
     restore.set_defaults(run=cmd_import)
+
+    hasher = commands.add_parser("hash-password", parents=[common],
+                                 help="make a TRAUM_AUTH_PASSWORD_HASH for the dashboard's password mode")
+    hasher.set_defaults(run=cmd_hash_password)
     return parser
 
 
@@ -260,6 +264,26 @@ def cmd_import(args) -> int:
         _print_json(manifest)
     else:
         print(f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
+    return EXIT_OK
+
+
+def cmd_hash_password(args) -> int:
+    import getpass
+
+    from engine.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Dashboard password: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ.", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    encoded = hash_password(password)
+    if args.json:
+        _print_json({"hash": encoded})
+    else:
+        print(f"TRAUM_AUTH_PASSWORD_HASH='{encoded}'")
     return EXIT_OK
 
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     laion_checkpoint: str | None = None
     laion_enable_fusion: bool = False
 
+    # Dashboard access: a password hash from `python -m engine hash-password`
+    # turns on password mode; OIDC (st.login) is configured in .streamlit/secrets.toml.
+    auth_password_hash: str | None = None
+
     @field_validator("allowed_extensions", mode="before")
     @classmethod
     def _split_extensions(cls, value):

@@ -6,6 +6,7 @@ import streamlit as st
 import ui
 from engine.errors import EngineError
 
+ui.require_login()
 st.title("Analytics")
 try:
     frames = ui.charts(ui.revision())

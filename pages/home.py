@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from engine.errors import EngineError
 
+ui.require_login()
 st.title("Traum-Engine")
 st.caption("Your sample library, searchable by sound.")
 

@@ -11,6 +11,7 @@ SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": (
          "Duration": ("duration", False), "Brightness (centroid)": ("spectral_centroid", False),
          "Loudness (RMS)": ("rms_energy", True)}
 
+ui.require_login()
 st.title("Library")
 library = ui.library()
 

@@ -6,6 +6,7 @@ import ui
 from engine.errors import EngineError
 from engine.search import Filters
 
+ui.require_login()
 st.title("Search")
 library = ui.library()
 st.session_state.setdefault("like", None)

@@ -8,6 +8,7 @@ import streamlit as st
 import ui
 from engine.errors import EngineError
 
+ui.require_login()
 st.title("Upload")
 library = ui.library()
 extensions = [ext.lstrip(".") for ext in library.settings.allowed_extensions]

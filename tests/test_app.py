@@ -19,6 +19,7 @@ def app(tmp_path, monkeypatch, tiny_clap_dir):
     import ui
 
     def clear():
+        ui.settings.clear()
         ui.library.clear()
         ui.worker.clear()
         ui.charts.clear()
@@ -108,7 +109,8 @@ def test_search_page_states_and_hits(app, audio_dir):
     assert not at.exception
     hits = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len(hits) == 6 and hits[0].startswith("**1. ")
-    at.button(key=at.button[1].key).click().run()  # "More like this" on the first hit
+    [first] = [b for b in at.button if b.label == "More like this"][:1]
+    first.click().run()
     assert not at.exception
     assert "like the one you picked" in at.info[0].value
 
@@ -144,3 +146,33 @@ def test_library_empty_populated_and_delete(app, audio_dir):
     at.text_input[0].input("mix").run()
     assert len(at.dataframe[0].value) == 4
     assert library.stats()["tracks"] == 6
+
+
+def test_password_mode_gates_every_page(app, monkeypatch, audio_dir):
+    from engine.auth import hash_password
+
+    monkeypatch.setenv("TRAUM_AUTH_PASSWORD_HASH", hash_password("correct horse"))
+    populate(audio_dir)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Traum-Engine"] and not at.metric  # no library content
+    for page in ("library", "search", "upload", "analytics"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.dataframe and "Password" in [w.label for w in at.text_input]
+    at.text_input[0].input("wrong guess")
+    at.button[0].click().run()
+    assert "Wrong password" in at.error[0].value
+    at.text_input[0].input("correct horse")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Analytics" and at.get("plotly_chart")
+
+
+def test_oidc_mode_shows_only_a_login_button(app):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "secret",
+                          "server_metadata_url": "https://example.invalid/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"] and not at.metric

@@ -125,3 +125,28 @@ def test_upload_search_analytics_delete(page, server, audio_dir, tmp_path):
     expect(page.get_by_text("1 tracks.")).to_be_visible()
     for original in files:
         assert original.exists()
+
+
+@pytest.fixture
+def locked_server(tmp_path, tiny_clap_dir, monkeypatch, audio_dir):
+    from engine.auth import hash_password
+    from engine.config import Settings
+    from engine.library import Library
+
+    with Library(Settings(data_dir=tmp_path / "data")) as library:
+        library.ingest_upload("secret.wav", (audio_dir / "sine440.wav").read_bytes())
+    monkeypatch.setenv("TRAUM_AUTH_PASSWORD_HASH", hash_password("open sesame"))
+    return tmp_path
+
+
+def test_password_mode_in_a_real_browser(locked_server, page, server):
+    from playwright.sync_api import expect
+
+    for path in ("library", "search", "upload", "analytics", ""):
+        page.goto(f"{server}/{path}")
+        expect(page.get_by_label("Password", exact=True)).to_be_visible()
+        assert page.locator("[data-testid=stDataFrame]").count() == 0
+        assert page.locator("audio").count() == 0
+    page.get_by_label("Password", exact=True).fill("open sesame")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Pending embeddings")).to_be_visible()
