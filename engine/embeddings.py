@@ -233,15 +233,15 @@ def _ensure_downloadable(repo_id: str, *, revision: str | None, setting: str) ->
     """Fail fast (offline flag, or no answer within a few seconds) before a download."""
     if hub_offline():
         raise ModelUnavailableError(
-            f"{repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set, "
+            f"{repo_id!r} is not a local path, nor in the local Hugging Face cache, and HF_HUB_OFFLINE is set, "
             f"so it cannot be downloaded ({setting}).",
             hint=_MODEL_HINT if setting == "TRAUM_CLAP_MODEL" else f"Set {setting} to a local file.",
         )
     reason = _probe_hub(repo_id, revision=revision)
     if reason is not None:
         raise ModelUnavailableError(
-            f"{repo_id!r} is not in the local Hugging Face cache and cannot be downloaded: {reason} "
-            f"({setting}).",
+            f"{repo_id!r} is not a local path, nor in the local Hugging Face cache, and cannot be downloaded: "
+            f"{reason} ({setting}).",
             hint=(_MODEL_HINT if setting == "TRAUM_CLAP_MODEL" else f"Set {setting} to a local file.")
             + " Set HF_HUB_OFFLINE=1 to skip the network check entirely.",
         )
@@ -269,11 +269,9 @@ def _cached_hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
     return None
 
 
-def _transformers_source(settings: Settings, *, download: bool) -> tuple[Path | None, str]:
-    """(model directory, display name) for settings.clap_model.
-
-    With download=False nothing is fetched and the directory is None when a hub
-    model is not cached yet."""
+def _transformers_source(settings: Settings) -> tuple[Path | None, str]:
+    """(model directory, display name) for settings.clap_model, without any network:
+    the directory is None when a hub model is not cached yet."""
     value = settings.clap_model.strip()
     local = Path(value).expanduser()
     if local.exists():
@@ -287,20 +285,21 @@ def _transformers_source(settings: Settings, *, download: bool) -> tuple[Path | 
         raise ModelUnavailableError(
             f"TRAUM_CLAP_MODEL={value!r} is neither an existing local directory nor a hub id.", hint=_MODEL_HINT
         )
-    cached = _cached_hub_snapshot(value, settings.clap_revision)
-    if cached is not None or not download:
-        return cached, value
-    _ensure_downloadable(value, revision=settings.clap_revision, setting="TRAUM_CLAP_MODEL")
+    return _cached_hub_snapshot(value, settings.clap_revision), value
+
+
+def _download_hub_model(repo_id: str, *, revision: str | None) -> Path:
+    """Download after _ensure_downloadable said yes; huggingface_hub shows tqdm progress."""
     from huggingface_hub import snapshot_download
 
-    log.info("downloading CLAP model %s into the Hugging Face cache", value)
+    log.info("downloading CLAP model %s into the Hugging Face cache", repo_id)
     try:
-        path = snapshot_download(value, revision=settings.clap_revision, allow_patterns=_HUB_PATTERNS)
+        path = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS)
     except Exception as exc:
         raise ModelUnavailableError(
-            f"downloading {value!r} failed: {type(exc).__name__}: {exc}", hint=_MODEL_HINT
+            f"downloading {repo_id!r} failed: {type(exc).__name__}: {exc}", hint=_MODEL_HINT
         ) from exc
-    return Path(path), value
+    return Path(path)
 
 
 def _pooled(output: Any):
@@ -492,15 +491,18 @@ class TransformersClapEmbedder(Embedder):
 
     def __init__(self, settings: Settings):
         super().__init__(batch_windows=settings.clap_batch_windows)
+        # Find the files before importing torch and the CLAP classes (1-3 s),
+        # so a wrong path or an uncached hub id while offline fails in milliseconds.
+        directory, name = _transformers_source(settings)
+        if directory is None:
+            _ensure_downloadable(name, revision=settings.clap_revision, setting="TRAUM_CLAP_MODEL")
         import torch
 
-        self.device = resolve_device(settings.clap_device)
+        self.device = resolve_device(settings.clap_device)  # before a download, not after
         self.precision = resolve_precision(settings.clap_precision, self.device)
         self._dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
-
-        # Find the files before importing the CLAP classes (about 2 s), so a
-        # wrong path or an offline hub id fails in milliseconds.
-        directory, name = _transformers_source(settings, download=True)
+        if directory is None:
+            directory = _download_hub_model(name, revision=settings.clap_revision)
         _check_model_dir(directory, what=f"CLAP model directory {str(directory)!r} (TRAUM_CLAP_MODEL)")
         self.model_id = f"{name}@{transformers_content_hash(directory)}"
         self.directory = directory
@@ -531,9 +533,10 @@ class TransformersClapEmbedder(Embedder):
                 f"{self._features.sampling_rate} Hz; the engine cuts 10 s windows at 48 kHz."
             )
         self._fusion = bool(getattr(model.config.audio_config, "enable_fusion", False))
-        # Non-fusion checkpoints were trained on librosa (Slaney) mels, which is
-        # what transformers computes for rand_trunc; fusion ones on the HTK mels
-        # of the fusion path. Neither crops an exact 10 s window.
+        # The two modes also differ in mel filters (Slaney for rand_trunc, HTK for
+        # fusion, matching how the original checkpoints were trained, per the
+        # ClapFeatureExtractor docstring), so the mode must follow the model.
+        # Neither crops or pads an exact 10 s window.
         self._truncation = "fusion" if self._fusion else "rand_trunc"
         self.dim = int(model.config.projection_dim)
         # RoBERTa positions start after the padding index, so the usable length
@@ -806,7 +809,7 @@ def _predicted_model_id(settings: Settings) -> str | None:
     """The id the model will get, if it can be known without loading or downloading."""
     if settings.clap_backend == "laion":
         return None
-    directory, name = _transformers_source(settings, download=False)
+    directory, name = _transformers_source(settings)
     if directory is None:
         return None
     try:
