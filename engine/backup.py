@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from engine import __version__
 from engine.errors import EngineError, StoreError
-from engine.store import Store
+from engine.store import MANAGED_PATH, STORAGE_KINDS, Store
 
 # Fixed table names, in dependency order; never taken from input.
 TABLES = ("tracks", "features", "sources", "track_embeddings", "window_embeddings", "embedding_errors", "jobs")
@@ -49,7 +49,12 @@ def import_library(store: Store, source: Path) -> dict:
     manifest_path = source / MANIFEST
     if not manifest_path.is_file():
         raise EngineError(f"{source} holds no Traum-Engine export ({MANIFEST} is missing).", title="Import refused")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        tracks = pq.read_table(source / "tracks.parquet", columns=["storage", "path"]).to_pylist()
+    except (OSError, ValueError) as exc:  # JSON and Arrow errors are ValueErrors
+        raise EngineError(f"{source} is not a readable export: {exc}", title="Import refused") from None
+    _check_paths(tracks)
     unknown = set(manifest.get("migrations", [])) - set(store.applied_migrations())
     if unknown:
         raise EngineError(f"the export comes from a newer library schema ({', '.join(sorted(unknown))}).",
@@ -80,9 +85,24 @@ def import_library(store: Store, source: Path) -> dict:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(origin, destination)
                 copied.append(destination)
-    except BaseException:
+    except BaseException as exc:
         for path in copied:
             path.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, ValueError)) and not isinstance(exc, EngineError):
+            raise EngineError(f"the import from {source} failed and was undone: {exc}",
+                              title="Import failed") from None
         raise
     store.reload_journal()
     return manifest
+
+
+def _check_paths(tracks: list[dict]) -> None:
+    """Refuse exports whose paths could make an import (or a later delete) touch files outside the library."""
+    for track in tracks:
+        storage, path = track["storage"], track["path"] or ""
+        if storage not in STORAGE_KINDS:
+            raise EngineError(f"the export has a track stored as {storage!r}.", title="Import refused")
+        if storage == "managed" and not MANAGED_PATH.fullmatch(path):
+            raise EngineError(f"the export has an unsafe library path {path!r}.", title="Import refused")
+        if storage == "referenced" and not Path(path).is_absolute():
+            raise EngineError(f"the export has a relative original path {path!r}.", title="Import refused")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import ConfigError
 
@@ -20,7 +20,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     max_file_size_mb: float = Field(100.0, gt=0)
-    allowed_extensions: tuple[str, ...] = (".wav", ".mp3", ".flac", ".m4a")
+    # NoDecode: a comma-separated list (".wav,.flac"), not JSON.
+    allowed_extensions: Annotated[tuple[str, ...], NoDecode] = (".wav", ".mp3", ".flac", ".m4a")
     max_duration_s: float = Field(600.0, gt=0)
     max_concurrent_jobs: int = Field(2, ge=1, le=64)
 

@@ -7,8 +7,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import numpy as np
-
 from engine import audio
 from engine.config import Settings, load_settings
 from engine.embeddings import get_embedder, model_status
@@ -108,8 +106,7 @@ class Library:
             query = self._embed_example(embedder, audio_path, audio_bytes, audio_name)
 
         if segments:
-            vectors = index.sync()
-            allowed = {vectors.ids[row] for row in np.flatnonzero(vectors.mask(filters))}
+            allowed = index.allowed_ids(filters)
             ranked = rank_segments(self.store, embedder.model_id, query, allowed, limit=limit,
                                    min_score=min_score, exclude=exclude)
             spans = {track_id: (start, end) for track_id, _, start, end in ranked}

@@ -72,8 +72,7 @@ class _Vectors:
         n = table.num_rows
         if n == 0:
             return
-        flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        block = np.asarray(flat, dtype=np.float32).reshape(n, -1)
+        block = embedding_matrix(table)
         if block.shape[1] != self.dim:
             raise EngineError(f"stored embeddings have {block.shape[1]} dimensions, the model {self.dim}.",
                               hint="Run 'python -m engine reembed'.", title="Embedding size mismatch")
@@ -125,46 +124,66 @@ class VectorIndex:
         self._revision = 0
 
     def sync(self) -> _Vectors:
+        """Replay the store's changes now (searches do this themselves)."""
         with self._lock:
-            changes = self.store.changes_since(self._revision)
-            if self._vectors is None or any(kind == "reload" for _, kind, _ in changes):
-                self._revision = self.store.revision  # read first: later changes replay next time
-                vectors = _Vectors(self.dim)
-                vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
-                self._vectors = vectors
-            elif changes:
-                self._revision = changes[-1][0]
-                touched = list(dict.fromkeys(track_id for _, _, track_id in changes))
-                for track_id in touched:
-                    self._vectors.remove(track_id)
-                self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, touched))
-            return self._vectors
+            return self._sync()
+
+    def _sync(self) -> _Vectors:
+        # Callers hold self._lock: the arrays change in place here, so no scan
+        # may run while they do.
+        changes = self.store.changes_since(self._revision)
+        if self._vectors is None or any(kind == "reload" for _, kind, _ in changes):
+            self._revision = self.store.revision  # read first: later changes replay next time
+            vectors = _Vectors(self.dim)
+            vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
+            self._vectors = vectors
+        elif changes:
+            self._revision = changes[-1][0]
+            touched = list(dict.fromkeys(track_id for _, _, track_id in changes))
+            for track_id in touched:
+                self._vectors.remove(track_id)
+            self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, touched))
+        return self._vectors
 
     def vector_of(self, track_id: str) -> np.ndarray | None:
-        vectors = self.sync()
-        row = vectors.row_of.get(track_id)
-        return None if row is None else vectors.matrix[row].copy()
+        with self._lock:
+            vectors = self._sync()
+            row = vectors.row_of.get(track_id)
+            return None if row is None else vectors.matrix[row].copy()
+
+    def allowed_ids(self, filters: Filters) -> set[str]:
+        """Ids of the tracks that pass ``filters`` (segment mode scans only these)."""
+        with self._lock:
+            vectors = self._sync()
+            return {vectors.ids[row] for row in np.flatnonzero(vectors.mask(filters))}
 
     def top(self, query: np.ndarray, *, filters: Filters, limit: int, min_score: float | None,
             exclude: str | None = None) -> list[tuple[str, float]]:
         """Exact top-``limit`` (track id, cosine) for a unit query vector, best first."""
-        vectors = self.sync()
-        n = len(vectors)
-        if n == 0 or limit <= 0:
-            return []
-        scores = vectors.matrix[:n] @ query.astype(np.float32)
-        keep = vectors.mask(filters)
-        if exclude is not None and exclude in vectors.row_of:
-            keep[vectors.row_of[exclude]] = False
-        if min_score is not None:
-            keep &= scores >= min_score
-        candidates = np.flatnonzero(keep)
-        if candidates.size == 0:
-            return []
-        chosen = candidates[np.argpartition(-scores[candidates], min(limit, candidates.size) - 1)[:limit]]
-        # Ties are broken by id so equal scores always come back in one order.
-        order = sorted(chosen, key=lambda row: (-float(scores[row]), vectors.ids[row]))
-        return [(vectors.ids[row], float(scores[row])) for row in order]
+        with self._lock:
+            vectors = self._sync()
+            n = len(vectors)
+            if n == 0 or limit <= 0:
+                return []
+            scores = vectors.matrix[:n] @ query.astype(np.float32)
+            keep = vectors.mask(filters)
+            if exclude is not None and exclude in vectors.row_of:
+                keep[vectors.row_of[exclude]] = False
+            if min_score is not None:
+                keep &= scores >= min_score
+            candidates = np.flatnonzero(keep)
+            if candidates.size == 0:
+                return []
+            chosen = candidates[np.argpartition(-scores[candidates], min(limit, candidates.size) - 1)[:limit]]
+            # Ties are broken by id so equal scores always come back in one order.
+            order = sorted(chosen, key=lambda row: (-float(scores[row]), vectors.ids[row]))
+            return [(vectors.ids[row], float(scores[row])) for row in order]
+
+
+def embedding_matrix(table) -> np.ndarray:
+    """The ``embedding`` list column of an arrow table as a float32 (rows, D) matrix."""
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
 
 
 def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list[str]) -> dict[str, tuple[float, float, float]]:
@@ -174,9 +193,7 @@ def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list
     table = store.window_table(model_id, track_ids)
     if table.num_rows == 0:
         return {}
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    matrix = np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
-    scores = matrix @ query.astype(np.float32)
+    scores = embedding_matrix(table) @ query.astype(np.float32)
     ids = table.column("track_id").to_pylist()
     starts = table.column("start_s").to_pylist()
     ends = table.column("end_s").to_pylist()

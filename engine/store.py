@@ -8,7 +8,9 @@ DuckDB error is re-raised as a titled ``StoreError``. All SQL is bound.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -21,7 +23,11 @@ from engine.errors import LibraryLockedError, NotFoundError, StoreError
 from engine.features import FEATURE_VERSION, Features
 from engine.migrations import MIGRATIONS
 
+log = logging.getLogger(__name__)
+
 ACTIVE_JOB_STATES = ("queued", "running")
+STORAGE_KINDS = ("managed", "referenced")
+MANAGED_PATH = re.compile(r"audio/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}")
 
 TRACK_COLUMNS = """
     t.id, t.filename, t.storage, t.path, t.format, t.codec, t.file_size, t.file_mtime,
@@ -290,16 +296,27 @@ class Store:
     def delete_track(self, track_id: str) -> dict:
         """Remove a track's rows, then its managed copy. A user's own file is never touched."""
         track = self.get_track(track_id)
-        with self.transaction(f"delete {track['filename']}") as conn:
-            for table, column in _TRACK_TABLES:
-                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [track_id])  # noqa: S608 (fixed names)
-        self._journal("delete", track_id)
-        if track["storage"] == "managed":
-            (self.data_dir / track["path"]).unlink(missing_ok=True)
+        managed = self.absolute_path(track) if track["storage"] == "managed" else None
+        # One lock over rows and file, so a re-import of the same content
+        # cannot place its copy between the commit and the unlink.
+        with self._lock:
+            with self.transaction(f"delete {track['filename']}") as conn:
+                for table, column in _TRACK_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [track_id])  # noqa: S608 (fixed names)
+            self._journal("delete", track_id)
+            if managed is not None:
+                try:
+                    managed.unlink(missing_ok=True)
+                except OSError as exc:  # the rows are gone; the next open sweeps the file
+                    log.warning("could not remove %s: %s", managed, exc)
         return track
 
     def absolute_path(self, track: dict) -> Path:
-        return self.data_dir / track["path"] if track["storage"] == "managed" else Path(track["path"])
+        if track["storage"] != "managed":
+            return Path(track["path"])
+        if not MANAGED_PATH.fullmatch(track["path"]):  # never follow a path that could leave data/audio
+            raise StoreError(f"refusing the unexpected library path {track['path']!r} of {track['filename']}.")
+        return self.data_dir / track["path"]
 
     def sweep_orphans(self) -> list[Path]:
         """Remove files under data/audio that belong to no track (left by a crash)."""
@@ -344,10 +361,14 @@ class Store:
 
         return write
 
-    def save_embeddings(self, track_id: str, vectors, model_id: str, pipeline_version: int) -> None:
+    def save_embeddings(self, track_id: str, vectors, model_id: str, pipeline_version: int) -> bool:
+        """Store a track's embeddings; False (nothing written) when the track was deleted meanwhile."""
         with self.transaction("save embeddings") as conn:
+            if not conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone():
+                return False
             self.embedding_writes(track_id, vectors, model_id, pipeline_version)(conn)
         self._journal("embed", track_id)
+        return True
 
     def note_embedding_error(self, track_id: str, model_id: str | None, message: str) -> None:
         with self.transaction("record an embedding error") as conn:

@@ -68,3 +68,32 @@ def test_export_refuses_a_non_empty_folder(tmp_path):
 
     with pytest.raises(EngineError, match="not empty"):
         export_library(Store(tmp_path / "data"), tmp_path / "backup")
+
+
+def test_import_refuses_paths_that_leave_the_library(tmp_path, audio_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.backup import import_library
+    from engine.store import Store
+
+    with Library(Settings(data_dir=tmp_path / "a")) as library:
+        library.ingest_upload("x.wav", (audio_dir / "sine440.wav").read_bytes())
+    assert main(["export", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "a")]) == 0
+    tracks = pq.read_table(tmp_path / "backup" / "tracks.parquet")
+    evil = tracks.set_column(tracks.column_names.index("path"), "path", pa.array(["../../outside.wav"]))
+    pq.write_table(evil, tmp_path / "backup" / "tracks.parquet")
+    store = Store(tmp_path / "b")
+    with pytest.raises(EngineError, match="unsafe library path"):
+        import_library(store, tmp_path / "backup")
+    assert store.stats()["tracks"] == 0
+
+
+def test_a_damaged_export_is_a_clear_error(tmp_path):
+    from engine.backup import import_library
+    from engine.store import Store
+
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "manifest.json").write_text("{not json")
+    with pytest.raises(EngineError, match="not a readable export"):
+        import_library(Store(tmp_path / "b"), tmp_path / "backup")

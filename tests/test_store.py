@@ -58,11 +58,11 @@ def test_a_failure_inside_the_transaction_leaves_nothing(tmp_path):
         raise RuntimeError("injected failure after the inserts")
 
     with pytest.raises(RuntimeError):
-        store.add_track(record(storage="managed", path="audio/ab/x.wav"), FEATURES, place_file=place,
+        store.add_track(record(storage="managed", path=f"audio/ab/{'ab' * 32}.wav"), FEATURES, place_file=place,
                         extra_writes=explode)
     assert store.stats()["tracks"] == 0
     assert store._query("count", "SELECT count(*) AS n FROM features")[0]["n"] == 0
-    assert not (tmp_path / "audio" / "ab" / "x.wav").exists()
+    assert not (tmp_path / "audio" / "ab" / f"{'ab' * 32}.wav").exists()
 
 
 def test_delete_removes_rows_and_managed_copy_only(tmp_path):
@@ -71,12 +71,12 @@ def test_delete_removes_rows_and_managed_copy_only(tmp_path):
     original.parent.mkdir()
     original.write_bytes(b"user's file")
     store.add_track(record("aa" * 32, path=str(original)), FEATURES, source=(str(original), 11, 1.0))
-    store.add_track(record("bb" * 32, storage="managed", path="audio/bb/copy.wav"), FEATURES,
+    store.add_track(record("bb" * 32, storage="managed", path=f"audio/bb/{'bb' * 32}.wav"), FEATURES,
                     place_file=lambda target: target.write_bytes(b"copy"))
     store.delete_track("aa" * 32)
     store.delete_track("bb" * 32)
     assert original.read_bytes() == b"user's file"
-    assert not (tmp_path / "audio" / "bb" / "copy.wav").exists()
+    assert not (tmp_path / "audio" / "bb" / f"{'bb' * 32}.wav").exists()
     assert store.stats()["tracks"] == 0
     assert store._query("count", "SELECT count(*) AS n FROM sources")[0]["n"] == 0
     with pytest.raises(NotFoundError):
@@ -85,13 +85,13 @@ def test_delete_removes_rows_and_managed_copy_only(tmp_path):
 
 def test_sweep_removes_only_orphaned_files(tmp_path):
     store = Store(tmp_path)
-    store.add_track(record(storage="managed", path="audio/ab/keep.wav"), FEATURES,
+    store.add_track(record(storage="managed", path=f"audio/ab/{'ab' * 32}.wav"), FEATURES,
                     place_file=lambda target: target.write_bytes(b"keep"))
     orphan = tmp_path / "audio" / "cd" / "orphan.wav"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a crash")
     assert store.sweep_orphans() == [orphan]
-    assert (tmp_path / "audio" / "ab" / "keep.wav").exists()
+    assert (tmp_path / "audio" / "ab" / f"{'ab' * 32}.wav").exists()
 
 
 def test_id_prefixes_resolve_like_git(tmp_path):
