@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -104,7 +105,11 @@ def require_login(*, from_app: bool = False) -> None:
             st.stop()
         st.sidebar.button("Log out", on_click=st.logout)
         return
-    encoded = settings().auth_password_hash
+    try:
+        encoded = settings().auth_password_hash
+    except EngineError as error:  # a broken .env or TRAUM_* value
+        show_error(error)
+        st.stop()
     if not encoded or st.session_state.get("authenticated"):
         if encoded:
             st.sidebar.button("Log out", on_click=lambda: st.session_state.pop("authenticated", None))
@@ -114,7 +119,12 @@ def require_login(*, from_app: bool = False) -> None:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        if verify_password(password, encoded):
+        try:
+            accepted = verify_password(password, encoded)
+        except EngineError as error:
+            show_error(error)
+            st.stop()
+        if accepted:
             st.session_state.authenticated = True
             st.rerun()
         time.sleep(1.0)  # slows guessing
@@ -144,13 +154,25 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def open_library() -> Library:
+    """The library, or a readable error and the end of this page run."""
+    try:
+        return library()
+    except EngineError as error:
+        show_error(error)
+        st.stop()
+
+
 def play(track_or_hit, *, start: float | None = None) -> None:
     """An audio player for a track or hit, starting at ``start`` seconds."""
-    path = library().audio_path(track_or_hit) if isinstance(track_or_hit, dict) else track_or_hit.path
     try:
+        path = library().audio_path(track_or_hit) if isinstance(track_or_hit, dict) else Path(track_or_hit.path)
+        if not path.is_file():
+            st.warning(f"The file {path} is missing; it may have been moved or deleted.")
+            return
         st.audio(str(path), start_time=int(start or 0))
-    except (OSError, FileNotFoundError):
-        st.warning(f"The file {path} cannot be read; it may have been moved or deleted.")
+    except Exception as error:  # Streamlit's media errors are not OSErrors; a player must not break the page
+        st.warning(f"This file cannot be played: {error}")
 
 
 def histogram(frame, *, bin_width: float, title: str, unit: str):

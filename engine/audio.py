@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.errors import DecodeError, InputError
+from engine.errors import DecodeError, InputError, first_line
 
 CLAP_RATE = 48_000
 FEATURE_RATE = 22_050
@@ -82,13 +82,18 @@ def check_file(path: Path, *, allowed_extensions, max_size_bytes: int, display_n
         raise InputError(f"{name}: is not a regular file.", title="Unreadable file")
     if stat.st_size == 0:
         raise InputError(f"{name}: the file is empty (0 bytes).", hint="Re-export or re-download it.", title="Empty file")
-    if stat.st_size > max_size_bytes:
+    check_size(stat.st_size, max_size_bytes=max_size_bytes, name=name)
+    return stat.st_size
+
+
+def check_size(size: int, *, max_size_bytes: int, name: str) -> None:
+    """Refuse ``size`` bytes when over the limit, with the numbers in the message."""
+    if size > max_size_bytes:
         raise InputError(
-            f"{name}: {stat.st_size / 1048576:.1f} MB is over the {max_size_bytes / 1048576:.0f} MB limit.",
+            f"{name}: {size / 1048576:.1f} MB is over the {max_size_bytes / 1048576:.0f} MB limit.",
             hint="Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB.",
             title="File too large",
         )
-    return stat.st_size
 
 
 def hash_file(path: Path) -> str:
@@ -110,14 +115,14 @@ def decode(path: Path, *, max_duration_s: float, display_name: str | None = None
     ext = Path(display_name or path.name).suffix.lower()
     try:
         if ext in _PYAV_EXTENSIONS or _looks_like_mp4(path):
-            decoded = _decode_pyav(path, max_duration_s)
+            decoded = _decode_pyav(path, max_duration_s, name)
         else:
             decoded = _decode_soundfile(path, max_duration_s)
     except (InputError, MemoryError):
         raise
     except Exception as exc:  # codec libraries raise many unrelated types
         raise DecodeError(
-            f"{name}: the content could not be read as audio ({_short_reason(exc)}).",
+            f"{name}: the content could not be read as audio ({first_line(exc, 160)}).",
             hint="The file may be damaged, truncated or not audio at all; re-export it as wav, flac, mp3 or m4a.",
         ) from None
     _check_samples(decoded, name)
@@ -147,12 +152,12 @@ def _decode_soundfile(path: Path, max_duration_s: float) -> DecodedAudio:
     return DecodedAudio(mono, rate, channels, duration, container, codec, truncated)
 
 
-def _decode_pyav(path: Path, max_duration_s: float) -> DecodedAudio:
+def _decode_pyav(path: Path, max_duration_s: float, name: str) -> DecodedAudio:
     import av  # imported lazily: only m4a-family files need FFmpeg
 
     with av.open(str(path), mode="r") as container:
         if not container.streams.audio:
-            raise DecodeError(f"{path.name}: the container has no audio stream.")
+            raise DecodeError(f"{name}: the container has no audio stream.")
         stream = container.streams.audio[0]
         ctx = stream.codec_context
         rate = int(ctx.sample_rate or stream.rate)
@@ -212,8 +217,3 @@ def _looks_like_mp4(path: Path) -> bool:
     except OSError:
         return False
     return len(head) >= 8 and head[4:8] == b"ftyp"
-
-
-def _short_reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]

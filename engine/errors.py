@@ -59,3 +59,9 @@ class NotFoundError(EngineError):
 
 class ModelUnavailableError(EngineError):
     title = "CLAP model unavailable"
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's text (or its type), for messages built around it."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -21,7 +21,7 @@ from engine import audio
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.features import compute_features
-from engine.store import Store, TrackRecord, copy_into_place, move_into_place
+from engine.store import Store, TrackRecord, move_into_place
 from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_track
 
 log = logging.getLogger(__name__)
@@ -106,25 +106,15 @@ class Ingestor:
         names = [safe_filename(name) for name, _ in uploads]
         job_ids = self.store.create_jobs(batch_id or uuid.uuid4().hex, names)
         items, failed = [], []
-        limit = self.settings.max_file_size_bytes
         for filename, (_, data), job_id in zip(names, uploads, job_ids):
-            size = _payload_size(data)
-            if size > limit:
-                error = (
-                    f"File too large: {filename}: {size / 1048576:.1f} MB is over the "
-                    f"{limit / 1048576:.0f} MB limit. Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB."
-                )
-                self.store.finish_job(job_id, FAILED, error)
-                failed.append(FileResult(filename, FAILED, error=error, job_id=job_id))
+            try:
+                audio.check_size(_payload_size(data), max_size_bytes=self.settings.max_file_size_bytes,
+                                 name=filename)
+                spooled = spool(data, filename, self.settings.tmp_dir)
+            except EngineError as exc:
+                self.store.finish_job(job_id, FAILED, str(exc))
+                failed.append(FileResult(filename, FAILED, error=str(exc), job_id=job_id))
                 continue
-            ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
-            self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-            spooled = self.settings.tmp_dir / f"{uuid.uuid4().hex}{ext}"
-            with open(spooled, "wb") as handle:
-                if isinstance(data, (bytes, bytearray, memoryview)):
-                    handle.write(data)
-                else:
-                    shutil.copyfileobj(data, handle, length=1 << 20)
             items.append(_Item(spooled, filename, filename, "move", job_id))
         return items, failed
 
@@ -137,10 +127,17 @@ class Ingestor:
         embedder, why_not = self._embedder()
         batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
         workers = min(self.settings.max_concurrent_jobs, len(items))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-                return list(pool.map(lambda item: self._process(item, progress, embedder, batcher, why_not), items))
+            futures = [pool.submit(self._process, item, progress, embedder, batcher, why_not) for item in items]
+            return [future.result() for future in futures]
+        except BaseException:
+            # Ctrl-C: drop the files not started yet; their jobs stay queued and
+            # are marked interrupted when the library is next opened.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
+            pool.shutdown(wait=True)
             if batcher is not None:
                 batcher.close()
 
@@ -218,11 +215,19 @@ class Ingestor:
                 pending = f"Embedding failed ({type(exc).__name__}: {exc}); run 'python -m engine reembed'."
 
         stage("save", 0.95)
+        staged = None
         if item.placement == "reference":
             path, place = source[0], None
         else:
             path = self.store.managed_path_for(track_id, decoded.container)
-            place = copy_into_place(item.path) if item.placement == "copy" else move_into_place(item.path)
+            if item.placement == "copy":
+                # Copy before the transaction, so the store lock is held only for a rename.
+                with open(item.path, "rb") as original:
+                    staged = spool(original, item.filename, self.settings.tmp_dir)
+            place = move_into_place(staged or item.path)
+        if pending:
+            note_writes = self.store.embedding_error_writes(track_id, embedder.model_id if embedder else None, pending)
+            extra_writes = note_writes if extra_writes is None else _both(extra_writes, note_writes)
         record = TrackRecord(
             id=track_id, filename=item.filename, storage="referenced" if place is None else "managed",
             path=path, format=decoded.container, codec=decoded.codec, file_size=size,
@@ -230,11 +235,13 @@ class Ingestor:
             channels=decoded.channels, duration=decoded.duration_s, analysed_duration=decoded.analysed_s,
             truncated=decoded.truncated,
         )
-        added = self.store.add_track(
-            record, features, source=source, place_file=place, job_id=item.job_id, extra_writes=extra_writes
-        )
-        if added and pending:
-            self.store.note_embedding_error(track_id, embedder.model_id if embedder else None, pending)
+        try:
+            added = self.store.add_track(
+                record, features, source=source, place_file=place, job_id=item.job_id, extra_writes=extra_writes
+            )
+        finally:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
         note = f"Embedding pending: {pending}" if added and pending else None
         return FileResult(item.source, ADDED if added else DUPLICATE, track_id, job_id=item.job_id, note=note)
 
@@ -307,6 +314,36 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
                 seen.add(key)
                 files.append(file)
     return files, rejected
+
+
+def _both(first, second):
+    def write(conn) -> None:
+        first(conn)
+        second(conn)
+
+    return write
+
+
+def spool(data, filename: str, tmp_dir: Path) -> Path:
+    """Write bytes or a binary file object to a new file under ``tmp_dir``, named by a uuid.
+
+    Only the (sanitised) extension of ``filename`` is kept: decoders choose
+    by it. Streams in 1 MiB chunks, so a file object is never held whole.
+    """
+    ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
+    target = tmp_dir / f"{uuid.uuid4().hex}{ext}"
+    try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as handle:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:
+                shutil.copyfileobj(data, handle, length=1 << 20)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise EngineError(f"{filename}: could not be saved for processing ({exc.strerror}).",
+                          hint="Check free disk space in the data folder.", title="Upload not saved") from None
+    return target
 
 
 def _payload_size(data) -> int:

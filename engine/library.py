@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import threading
-import uuid
 from pathlib import Path
 
 from engine import audio
 from engine.config import Settings, load_settings
 from engine.embeddings import get_embedder, model_status
 from engine.errors import EngineError, InputError
-from engine.ingest import FileResult, Ingestor, ProgressCallback, reembed, safe_filename
+from engine.ingest import FileResult, Ingestor, ProgressCallback, reembed, safe_filename, spool
 from engine.search import DEFAULT_LIMIT, Filters, Hit, VectorIndex, best_windows, rank_segments
 from engine.store import Store
 from engine.vectors import PIPELINE_VERSION, embed_track
@@ -139,12 +138,8 @@ class Library:
         try:
             if audio_bytes is not None:
                 name = safe_filename(audio_name)
-                if len(audio_bytes) > settings.max_file_size_bytes:
-                    raise InputError(f"{name}: the example is over the {settings.max_file_size_mb:.0f} MB limit.",
-                                     title="File too large")
-                settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-                spooled = settings.tmp_dir / f"query-{uuid.uuid4().hex}{Path(name).suffix.lower()[:10]}"
-                spooled.write_bytes(audio_bytes)
+                audio.check_size(len(audio_bytes), max_size_bytes=settings.max_file_size_bytes, name=name)
+                spooled = spool(audio_bytes, name, settings.tmp_dir)
                 path, display = spooled, name
             else:
                 path, display = Path(audio_path), str(audio_path)

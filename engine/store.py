@@ -7,19 +7,20 @@ DuckDB error is re-raised as a titled ``StoreError``. All SQL is bound.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
 import re
-import shutil
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from engine.errors import LibraryLockedError, NotFoundError, StoreError
+from engine.errors import LibraryLockedError, NotFoundError, StoreError, first_line
 from engine.features import FEATURE_VERSION, Features
 from engine.migrations import MIGRATIONS
 
@@ -73,21 +74,48 @@ class Store:
                 f"cannot create the data directory {self.data_dir}: {exc.strerror}.",
                 hint="Set TRAUM_DATA_DIR to a writable folder.",
             ) from None
-        self._conn = _connect(self.db_path)
-        self._migrate()
+        self._claim()
+        try:
+            self._conn = _connect(self.db_path)
+            self._migrate()
+        except BaseException:
+            self._release()
+            raise
 
     # -- plumbing -----------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self._release()
+
+    def _claim(self) -> None:
+        # DuckDB keeps other processes out, but would let this one open the
+        # file twice; two Stores would then each recover "stale" jobs, sweep
+        # the other's uncommitted copies and keep separate change journals.
+        key = str(self.db_path.resolve())
+        with _OPEN_LOCK:
+            holder = _OPEN.get(key)
+            if holder is not None and holder() is not None:
+                raise LibraryLockedError(
+                    f"the library {self.db_path} is already open in this process.",
+                    hint="Use the open library object instead of opening it twice.",
+                )
+            _OPEN[key] = weakref.ref(self)
+
+    def _release(self) -> None:
+        key = str(self.db_path.resolve())
+        with _OPEN_LOCK:
+            holder = _OPEN.get(key)
+            if holder is not None and holder() in (None, self):
+                del _OPEN[key]
 
     @contextlib.contextmanager
     def _errors(self, action: str):
         try:
             yield
         except duckdb.Error as exc:
-            raise StoreError(f"could not {action}: {_first_line(exc)}", title="Library error") from exc
+            raise StoreError(f"could not {action}: {first_line(exc)}", title="Library error") from exc
 
     @contextlib.contextmanager
     def transaction(self, action: str):
@@ -105,6 +133,8 @@ class Store:
         with self._lock:
             self.revision += 1
             self._changes.append((self.revision, kind, track_id))
+            if len(self._changes) > JOURNAL_LIMIT:
+                del self._changes[: len(self._changes) - JOURNAL_LIMIT // 2]
 
     def reload_journal(self) -> None:
         """After a bulk change (import), make every index rebuild from scratch."""
@@ -116,7 +146,10 @@ class Store:
         with self._lock:
             if revision >= self.revision:
                 return []
-            return [change for change in self._changes if change[0] > revision]
+            if not self._changes or revision < self._changes[0][0] - 1:  # trimmed away: start over
+                return [(self.revision, "reload", "*")]
+            first = bisect.bisect_right(self._changes, revision, key=lambda change: change[0])
+            return self._changes[first:]
 
     def _query(self, action: str, sql: str, params=()) -> list[dict]:
         with self._lock, self._errors(action):
@@ -370,14 +403,23 @@ class Store:
         self._journal("embed", track_id)
         return True
 
-    def note_embedding_error(self, track_id: str, model_id: str | None, message: str) -> None:
-        with self.transaction("record an embedding error") as conn:
+    def embedding_error_writes(self, track_id: str, model_id: str | None, message: str):
+        """A callback recording why a track has no embedding, inside an open transaction."""
+
+        def write(conn) -> None:
             conn.execute(
                 "INSERT INTO embedding_errors (track_id, model_id, message) VALUES (?, ?, ?)"
                 " ON CONFLICT (track_id) DO UPDATE SET model_id = excluded.model_id,"
                 " message = excluded.message, noted_at = now()",
                 [track_id, model_id, message],
             )
+
+        return write
+
+    def note_embedding_error(self, track_id: str, model_id: str | None, message: str) -> None:
+        with self.transaction("record an embedding error") as conn:
+            if conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone():
+                self.embedding_error_writes(track_id, model_id, message)(conn)
 
     def pending_embeddings(self, model_id: str | None, pipeline_version: int) -> list[dict]:
         """Tracks with no embedding from this model and pipeline version (all tracks when model_id is None)."""
@@ -503,6 +545,10 @@ def _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_du
     return " AND ".join(clauses), params
 
 
+_OPEN: dict[str, weakref.ref] = {}
+_OPEN_LOCK = threading.Lock()
+JOURNAL_LIMIT = 50_000  # changes kept in memory; an index further behind rebuilds
+
 _TRACK_TABLES = [
     ("window_embeddings", "track_id"),
     ("track_embeddings", "track_id"),
@@ -539,16 +585,12 @@ def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
                 f"the library {db_path} is open in another Traum-Engine process.",
                 hint="Stop the dashboard or the other command first, or point TRAUM_DATA_DIR at another library.",
             ) from None
-        raise StoreError(f"cannot open the library {db_path}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot open the library {db_path}: {first_line(exc)}") from None
     except duckdb.Error as exc:
         raise StoreError(
-            f"cannot open the library {db_path}: {_first_line(exc)}",
+            f"cannot open the library {db_path}: {first_line(exc)}",
             hint="If the file is damaged, restore it from an export or move it away to start a new library.",
         ) from None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def move_into_place(source: Path):
@@ -556,19 +598,5 @@ def move_into_place(source: Path):
 
     def place(target: Path) -> None:
         os.replace(source, target)
-
-    return place
-
-
-def copy_into_place(source: Path):
-    """A ``place_file`` callback that copies a user's file into the library atomically."""
-
-    def place(target: Path) -> None:
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-        try:
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
 
     return place

@@ -55,17 +55,29 @@ class WindowBatcher:
         self._embedder = embedder
         self._batch = max(1, batch_windows)
         self._queue: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="clap-batcher", daemon=True)
         self._thread.start()
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        if self._closed.is_set():
+            raise RuntimeError("the embedding batcher is closed")
         future: Future = Future()
         self._queue.put((windows, future))
         return future.result()
 
     def close(self) -> None:
+        """Stop the thread; a caller still waiting gets an error instead of hanging."""
+        self._closed.set()
         self._queue.put(None)
         self._thread.join()
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[1].set_exception(RuntimeError("the embedding batcher was closed"))
 
     def __enter__(self) -> "WindowBatcher":
         return self
@@ -98,9 +110,12 @@ class WindowBatcher:
     def _run(self, pending) -> None:
         try:
             vectors = self._embedder.embed_audio(np.concatenate([windows for windows, _ in pending]))
-        except BaseException as exc:  # every waiting worker gets the error, the thread lives on
-            for _, future in pending:
-                future.set_exception(exc)
+        except Exception as exc:
+            if len(pending) > 1:  # find the file that fails; the others still get their vectors
+                for item in pending:
+                    self._run([item])
+                return
+            pending[0][1].set_exception(exc)
             return
         offset = 0
         for windows, future in pending:

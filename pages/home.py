@@ -10,7 +10,7 @@ st.title("Traum-Engine")
 st.caption("Your sample library, searchable by sound.")
 
 try:
-    library = ui.library()
+    library = ui.open_library()
     stats = library.stats()
     model = library.model_status()
 except EngineError as error:

@@ -13,7 +13,7 @@ SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": (
 
 ui.require_login()
 st.title("Library")
-library = ui.library()
+library = ui.open_library()
 
 name, sort, formats = st.columns([2, 1, 1])
 query = name.text_input("Filter by name")
@@ -23,17 +23,16 @@ criteria = {"filename": query or None, "formats": chosen_formats}
 
 try:
     total = library.store.count_tracks(**criteria)
+    if total == 0:
+        st.info("No tracks match." if query or chosen_formats else "Your library is empty: add files on the Upload page.")
+        st.stop()
+    pages = (total - 1) // PAGE_SIZE + 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
+    tracks = library.store.list_tracks(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, sort=sort_key,
+                                       descending=descending, **criteria)
 except EngineError as error:
     ui.show_error(error)
     st.stop()
-if total == 0:
-    st.info("No tracks match." if query or chosen_formats else "Your library is empty: add files on the Upload page.")
-    st.stop()
-
-pages = (total - 1) // PAGE_SIZE + 1
-page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
-tracks = library.store.list_tracks(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, sort=sort_key,
-                                   descending=descending, **criteria)
 table = pd.DataFrame(tracks)[["filename", "duration", "tempo", "spectral_centroid", "rms_energy",
                               "zero_crossing_rate", "format", "sample_rate", "channels", "created_at", "id"]]
 selection = st.dataframe(

@@ -8,7 +8,7 @@ from engine.search import Filters
 
 ui.require_login()
 st.title("Search")
-library = ui.library()
+library = ui.open_library()
 st.session_state.setdefault("like", None)
 
 prompt_tab, example_tab = st.tabs(["Describe it", "Play an example"])
@@ -54,12 +54,12 @@ if not query:
 try:
     with st.spinner("Searching..."):
         hits = library.search(**query, filters=filters, limit=int(limit), segments=segments)
+    pending = library.stats()["pending_embeddings"] if not hits else 0
 except EngineError as error:
     ui.show_error(error)
     st.stop()
 
 if not hits:
-    pending = library.stats()["pending_embeddings"]
     st.info("No matches." + (f" {pending} tracks are still waiting for embeddings." if pending else ""))
 for hit in hits:
     with st.container(border=True):

@@ -10,7 +10,7 @@ from engine.errors import EngineError
 
 ui.require_login()
 st.title("Upload")
-library = ui.library()
+library = ui.open_library()
 extensions = [ext.lstrip(".") for ext in library.settings.allowed_extensions]
 st.caption(f"Accepted: {', '.join(extensions)}; up to {library.settings.max_file_size_mb:.0f} MB per file.")
 
@@ -24,9 +24,10 @@ if st.button("Import", type="primary", disabled=not files):
         ui.worker().submit_uploads([(f.name, f) for f in files], batch_id=batch)  # streamed, not copied
     except EngineError as error:
         ui.show_error(error)
-    st.session_state.upload_batches.append(batch)
-    st.session_state.uploader_key += 1  # a fresh, empty uploader
-    st.rerun()
+    else:
+        st.session_state.upload_batches.append(batch)
+        st.session_state.uploader_key += 1  # a fresh, empty uploader
+        st.rerun()
 
 STATUS = {"queued": "queued", "running": "running", "added": "added", "duplicate": "duplicate (already in library)",
           "failed": "failed", "interrupted": "interrupted"}
@@ -34,7 +35,11 @@ STATUS = {"queued": "queued", "running": "running", "added": "added", "duplicate
 
 @st.fragment(run_every=1.0)
 def progress() -> None:
-    jobs = [job for batch in st.session_state.upload_batches for job in library.store.jobs(batch_id=batch)]
+    try:
+        jobs = [job for batch in st.session_state.upload_batches for job in library.store.jobs(batch_id=batch)]
+    except EngineError as error:
+        ui.show_error(error)
+        return
     if not jobs:
         st.info("No uploads in this session yet.")
         return
@@ -57,6 +62,10 @@ def progress() -> None:
 st.subheader("This session's imports")
 progress()
 with st.expander("Recent imports from every session"):
-    recent = library.store.jobs(limit=50)
+    try:
+        recent = library.store.jobs(limit=50)
+    except EngineError as error:
+        ui.show_error(error)
+        st.stop()
     st.dataframe(pd.DataFrame([{k: j[k] for k in ("source", "status", "message", "updated_at")} for j in recent]),
                  hide_index=True, width="stretch")

@@ -123,8 +123,9 @@ def test_upload_search_analytics_delete(page, server, audio_dir, tmp_path):
     page.get_by_text("Yes, remove this track from the library").click()
     page.get_by_role("button", name="Delete track").click()
     expect(page.get_by_text("1 tracks.")).to_be_visible()
-    for original in files:
-        assert original.exists()
+    # Uploads are managed copies: deleting one removes its copy, leaving exactly one.
+    stored = [p for p in (tmp_path / "data" / "audio").rglob("*") if p.is_file()]
+    assert len(stored) == 1
 
 
 @pytest.fixture

@@ -27,8 +27,14 @@ def test_a_file_searched_by_itself_ranks_first(clap_library, audio_dir):
     for name in ("sine440.wav", "noise.wav", "click120.wav", "stereo44k.wav"):
         [top] = clap_library.search(audio_path=audio_dir / name, limit=1)
         assert top.filename == name and top.score > 0.999, (name, top)
+    # A text query scores every track by the dot product of the unit vectors.
+    embedder = clap_library.ingestor.embedder_provider()
+    query = embedder.embed_text(["a bright metallic click"])[0]
     hits = clap_library.search(text="a bright metallic click", limit=5)
-    assert len(hits) == 5 and all(-1.0 <= h.score <= 1.0 for h in hits)
+    expected = sorted(((float(stored_vector(clap_library, r.track_id) @ query), r.track_id) for r in added),
+                      reverse=True)[:5]
+    assert [h.id for h in hits] == [track_id for _, track_id in expected]
+    assert [h.score for h in hits] == pytest.approx([score for score, _ in expected], abs=1e-5)
 
 
 def test_embeddings_are_identical_across_runs_and_batches(tiny_clap_dir, tmp_path, fresh_embedders):
@@ -52,10 +58,13 @@ def test_embeddings_are_identical_across_runs_and_batches(tiny_clap_dir, tmp_pat
 
 def test_windows_and_segment_starts_are_stored(clap_library, tmp_path):
     rate = 44_100
-    path = write_audio(tmp_path / "long.wav", np.concatenate([white_noise(10, rate), sine(440, 15, rate)]), rate)
+    signal = np.concatenate([white_noise(10, rate), sine(440, 10, rate), click_track(150, 5, rate)])
+    path = write_audio(tmp_path / "long.wav", signal, rate)
     [result] = clap_library.ingest([path])
     windows = clap_library.store.window_table(clap_library.ingestor.embedder_provider().model_id, [result.track_id])
     assert windows.column("start_s").to_pylist() == [0.0, 10.0, 15.0]
     assert windows.column("end_s").to_pylist() == [10.0, 20.0, 25.0]
-    [hit] = clap_library.search(audio_bytes=(tmp_path / "long.wav").read_bytes(), limit=1, segments=True)
-    assert hit.id == result.track_id and hit.segment_start in (0.0, 10.0, 15.0)
+    # The middle 10 s, cut out and searched on its own, finds its own window.
+    clip = write_audio(tmp_path / "clip.wav", signal[10 * rate : 20 * rate], rate)
+    [hit] = clap_library.search(audio_path=clip, limit=1, segments=True)
+    assert hit.id == result.track_id and hit.segment_start == 10.0 and hit.score > 0.99

@@ -146,8 +146,8 @@ def test_upload_name_is_never_used_as_a_path(library, audio_dir, tmp_path):
     assert result.status == "added"
     track = library.track(result.track_id)
     assert track["filename"] == "x.wav"
-    assert library.audio_path(track).resolve().is_relative_to(library.settings.data_dir.resolve())
-    assert not (library.settings.data_dir.parent.parent / "x.wav").exists()
+    assert library.audio_path(track).resolve().is_relative_to(library.settings.audio_dir.resolve())
+    assert not list(tmp_path.rglob("x.wav"))  # nothing anywhere was named after the upload
     assert not list(library.settings.tmp_dir.glob("*"))  # the spooled upload was moved, not left behind
     again = library.ingest_upload("copy of x.wav", data)
     assert again.status == "duplicate" and again.track_id == result.track_id

@@ -1,3 +1,6 @@
+import time
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 
@@ -164,9 +167,53 @@ def test_bad_queries_are_clear_errors(indexed, tmp_path):
         library.search(audio_path=tmp_path / "fake.wav")
 
 
-def test_ingest_batches_windows_across_files(fake_library, tmp_path, fake_embedder):
-    for i in range(4):
-        write_audio(tmp_path / "many" / f"t{i}.wav", sine(300 + 100 * i, 1), 44_100)
-    fake_library.ingest([tmp_path / "many"])
-    # Four single-window files on two workers: the batcher combines at least two of them.
-    assert fake_embedder.audio_calls < 4
+def test_the_batcher_combines_windows_from_waiting_files():
+    import threading
+
+    from engine.vectors import WindowBatcher
+
+    release = threading.Event()
+
+    class Slow(FakeEmbedder):
+        calls: list[int] = []
+
+        def embed_audio(self, windows):
+            self.calls.append(len(windows))
+            if len(self.calls) == 1:
+                release.wait(10)  # hold the model so the other files queue up
+            return super().embed_audio(windows)
+
+    fake = Slow()
+    window = np.zeros((1, 480_000), dtype=np.float32)
+    window[0, ::100] = 1.0
+    with WindowBatcher(fake, batch_windows=8) as batcher:
+        threads = [threading.Thread(target=batcher.embed_audio, args=(window,)) for _ in range(4)]
+        threads[0].start()
+        while not fake.calls:
+            time.sleep(0.01)
+        for thread in threads[1:]:
+            thread.start()
+        while batcher._queue.qsize() < 3:
+            time.sleep(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(10)
+    assert fake.calls == [1, 3]
+
+
+def test_one_failing_file_does_not_fail_its_batch_neighbours():
+    from engine.vectors import WindowBatcher
+
+    class Picky(FakeEmbedder):
+        def embed_audio(self, windows):
+            if np.isnan(windows).any():
+                raise ValueError("bad window")
+            return super().embed_audio(windows)
+
+    good = np.ones((1, 480_000), dtype=np.float32)
+    bad = np.full((1, 480_000), np.nan, dtype=np.float32)
+    with WindowBatcher(Picky(), batch_windows=8) as batcher:
+        batcher._run([(good, good_future := Future()), (bad, bad_future := Future())])
+    assert good_future.result().shape == (1, 16)
+    with pytest.raises(ValueError):
+        bad_future.result()
