@@ -8,9 +8,13 @@ import pandas as pd
 from engine.store import Store
 
 SCATTER_POINTS = 5_000  # above this, the tempo/centroid view becomes a density grid
+TEMPO_BIN_BPM = 5.0
+CENTROID_BIN_HZ = 250.0
+CENTROID_CEILING_HZ = 12_000.0  # brighter tracks share the top bin
+LOUDNESS_BIN_DB = 3.0
 
 
-def tempo_histogram(store: Store, *, width_bpm: float = 5.0) -> pd.DataFrame:
+def tempo_histogram(store: Store, *, width_bpm: float = TEMPO_BIN_BPM) -> pd.DataFrame:
     """Tracks per tempo bin: columns bin_start (BPM), count. Tracks without a pulse are left out."""
     return store.frame(
         "summarise tempo",
@@ -20,7 +24,7 @@ def tempo_histogram(store: Store, *, width_bpm: float = 5.0) -> pd.DataFrame:
     )
 
 
-def centroid_histogram(store: Store, *, width_hz: float = 250.0, ceiling_hz: float = 12_000.0) -> pd.DataFrame:
+def centroid_histogram(store: Store, *, width_hz: float = CENTROID_BIN_HZ, ceiling_hz: float = CENTROID_CEILING_HZ) -> pd.DataFrame:
     """Tracks per spectral-centroid bin (Hz); centroids above ``ceiling_hz`` share the last bin."""
     return store.frame(
         "summarise spectral centroid",
@@ -47,7 +51,7 @@ def duration_histogram(store: Store) -> pd.DataFrame:
     return pd.DataFrame({"band": labels, "count": [by_band.get(i, 0) for i in range(len(labels))]})
 
 
-def loudness_histogram(store: Store, *, width_db: float = 3.0) -> pd.DataFrame:
+def loudness_histogram(store: Store, *, width_db: float = LOUDNESS_BIN_DB) -> pd.DataFrame:
     """Tracks per RMS level bin in dBFS (20·log10 of the mean RMS); silence is left out."""
     return store.frame(
         "summarise loudness",
@@ -68,8 +72,9 @@ def tempo_vs_centroid(store: Store) -> tuple[str, pd.DataFrame]:
         )
     return "density", store.frame(
         "bin tempo against centroid",
-        "SELECT floor(tempo / 5) * 5 AS tempo, floor(least(spectral_centroid, 11999) / 250) * 250"
-        " AS spectral_centroid, count(*) AS count FROM features WHERE tempo IS NOT NULL GROUP BY ALL",
+        "SELECT floor(tempo / ?) * ? AS tempo, floor(least(spectral_centroid, ?) / ?) * ? AS spectral_centroid,"
+        " count(*) AS count FROM features WHERE tempo IS NOT NULL GROUP BY ALL",
+        [TEMPO_BIN_BPM, TEMPO_BIN_BPM, CENTROID_CEILING_HZ - 1e-6, CENTROID_BIN_HZ, CENTROID_BIN_HZ],
     )
 
 

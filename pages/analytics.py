@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
+from engine import analytics
 from engine.errors import EngineError
 
 ui.require_login()
@@ -24,13 +25,16 @@ with left:
     if tempo.empty:
         st.caption("No track has a steady pulse yet, so there is no tempo chart.")
     else:
-        st.plotly_chart(ui.histogram(tempo, bin_width=5, title="Tempo", unit="BPM"), width="stretch")
+        st.plotly_chart(ui.histogram(tempo, bin_width=analytics.TEMPO_BIN_BPM, title="Tempo", unit="BPM"),
+                        width="stretch")
     st.plotly_chart(px.bar(frames["duration"], x="band", y="count", title="Duration",
                            labels={"band": "", "count": "tracks"}), width="stretch")
 with right:
-    st.plotly_chart(ui.histogram(frames["centroid"], bin_width=250, title="Spectral centroid (brightness)", unit="Hz"),
+    st.plotly_chart(ui.histogram(frames["centroid"], bin_width=analytics.CENTROID_BIN_HZ,
+                                 title="Spectral centroid (brightness)", unit="Hz"),
                     width="stretch")
-    st.plotly_chart(ui.histogram(frames["loudness"], bin_width=3, title="RMS level", unit="dBFS"), width="stretch")
+    st.plotly_chart(ui.histogram(frames["loudness"], bin_width=analytics.LOUDNESS_BIN_DB, title="RMS level",
+                                 unit="dBFS"), width="stretch")
 
 scatter = frames["scatter"]
 if not scatter.empty:
