@@ -10,6 +10,7 @@ is the same as one big STFT.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import librosa
@@ -159,13 +160,26 @@ def _pulse_autocorrelation(envelope: np.ndarray, sample_rate: int, hop_length: i
     return lags, autocorr[shortest : longest + 1] / energy
 
 
-def warm_up() -> None:
-    """Run every descriptor once on a short click track.
+_warm = threading.Lock()
+_warmed = False
 
-    librosa's beat tracker is compiled by numba on first use (several seconds
-    in a fresh environment); doing it once per process, up front, keeps that
-    cost out of the first real file's timing.
+
+def warm_up() -> None:
+    """Run every descriptor once on a short click track, once per process.
+
+    librosa's beat tracker is compiled by numba on first use (about 6 s in a
+    fresh environment, about 1 s from numba's disk cache later); doing it up
+    front keeps that cost out of every file's timing and progress.
     """
+    global _warmed
+    with _warm:
+        if _warmed:
+            return
+        _warm_up()
+        _warmed = True
+
+
+def _warm_up() -> None:
     rate = 22_050
     clicks = np.zeros(rate * 3, dtype=np.float32)
     clicks[:: rate // 2] = 1.0

@@ -20,7 +20,7 @@ from typing import Callable
 from engine import audio
 from engine.config import Settings
 from engine.errors import EngineError
-from engine.features import compute_features
+from engine.features import compute_features, warm_up
 from engine.store import Store, TrackRecord, move_into_place
 from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_track
 
@@ -124,6 +124,7 @@ class Ingestor:
         """Run prepared jobs on the bounded pool; results in input order."""
         if not items:
             return []
+        warm_up()
         embedder, why_not = self._embedder()
         batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
         workers = min(self.settings.max_concurrent_jobs, len(items))
