@@ -514,10 +514,11 @@ class TransformersClapEmbedder(Embedder):
         started = time.perf_counter()
         try:
             processor = ClapProcessor.from_pretrained(directory, local_files_only=True)
-            model = ClapModel.from_pretrained(
-                directory, use_safetensors=True, local_files_only=True, dtype=self._dtype
-            )
-            model = model.to(self.device).eval()
+            # Load in float32 and convert: measured here, a model loaded with
+            # dtype=bfloat16 ran HTSAT at 170-190 ms per window, the converted
+            # one at 130 ms (some layers stay float32 when loaded directly).
+            model = ClapModel.from_pretrained(directory, use_safetensors=True, local_files_only=True)
+            model = model.to(device=self.device, dtype=self._dtype).eval()
         except Exception as exc:
             raise ModelUnavailableError(
                 f"could not load the CLAP model from {str(directory)!r}: {type(exc).__name__}: {exc}",

@@ -71,19 +71,22 @@ def frame_descriptors(*, samples: np.ndarray, sample_rate: int) -> dict[str, np.
     samples = np.asarray(samples, dtype=np.float32)
     n_frames = 1 + len(samples) // HOP
     mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=N_FFT)
+    freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=N_FFT)
     parts: dict[str, list[np.ndarray]] = {"rms": [], "zcr": [], "centroid": [], "mel_power": []}
     for first in range(0, n_frames, BLOCK_FRAMES):
         last = min(first + BLOCK_FRAMES, n_frames)
         block = _padded_slice(samples, first * HOP - N_FFT // 2, (last - 1) * HOP + N_FFT // 2)
-        framed = librosa.util.frame(block, frame_length=N_FFT, hop_length=HOP)  # a view, (N_FFT, frames)
+        starts = np.arange(last - first) * HOP
+        # RMS and zero crossings per frame from running sums: O(samples), no (2048, frames) temporaries.
+        energy = np.concatenate([[0.0], np.cumsum(np.square(block, dtype=np.float64))])
+        parts["rms"].append(np.sqrt(np.maximum(energy[starts + N_FFT] - energy[starts], 0.0) / N_FFT))
+        signs = np.signbit(block)
+        changes = np.concatenate([[0], np.cumsum(signs[1:] != signs[:-1])])
+        parts["zcr"].append((changes[starts + N_FFT - 1] - changes[starts]) / (N_FFT - 1))
         magnitude = np.abs(librosa.stft(block, n_fft=N_FFT, hop_length=HOP, center=False))
-        parts["rms"].append(np.sqrt(np.mean(framed**2, axis=0)))
-        signs = np.signbit(framed)
-        parts["zcr"].append(np.mean(signs[1:] != signs[:-1], axis=0))
-        parts["centroid"].append(
-            librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate, n_fft=N_FFT)[0]
-        )
-        parts["mel_power"].append(mel_basis @ (magnitude**2))
+        total = magnitude.sum(axis=0)
+        parts["centroid"].append(np.divide(freqs @ magnitude, total, out=np.zeros_like(total), where=total > 0))
+        parts["mel_power"].append(mel_basis @ (magnitude * magnitude))
     return {key: np.concatenate(value, axis=-1) for key, value in parts.items()}
 
 
@@ -109,10 +112,9 @@ def spectral_centroid(*, samples: np.ndarray, sample_rate: int) -> float:
     return float(centroid.mean()) if centroid.size else 0.0
 
 
-def zero_crossing_rate(*, samples: np.ndarray) -> float:
+def zero_crossing_rate(*, samples: np.ndarray, sample_rate: int = 22_050) -> float:
     """Mean fraction of adjacent sample pairs that change sign, per 2048-sample frame (0 to 1)."""
-    signs = np.signbit(librosa.util.frame(np.pad(samples, N_FFT // 2), frame_length=N_FFT, hop_length=HOP))
-    return float(np.mean(signs[1:] != signs[:-1]))
+    return float(frame_descriptors(samples=samples, sample_rate=sample_rate)["zcr"].mean())
 
 
 def estimate_tempo(*, onset_envelope: np.ndarray, sample_rate: int, hop_length: int) -> float | None:

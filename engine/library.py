@@ -14,6 +14,7 @@ from engine.ingest import FileResult, Ingestor, ProgressCallback, reembed, safe_
 from engine.search import DEFAULT_LIMIT, Filters, Hit, VectorIndex, best_windows, rank_segments
 from engine.store import Store
 from engine.vectors import PIPELINE_VERSION, embed_track
+from engine.windows import WINDOW_SECONDS
 
 
 class Library:
@@ -112,7 +113,8 @@ class Library:
             scored = [(track_id, score) for track_id, score, _, _ in ranked]
         else:
             scored = index.top(query, filters=filters, limit=limit, min_score=min_score, exclude=exclude)
-            best = best_windows(self.store, embedder.model_id, query, [track_id for track_id, _ in scored])
+            # A single-window track's best segment is that window: no need to read it back.
+            best = best_windows(self.store, embedder.model_id, query, index.multi_window([i for i, _ in scored]))
             spans = {track_id: (start, end) for track_id, (_, start, end) in best.items()}
         return self._hits(scored, spans)
 
@@ -123,7 +125,7 @@ class Library:
             track = tracks.get(track_id)
             if track is None:  # deleted between the scan and this read
                 continue
-            start, end = spans.get(track_id, (None, None))
+            start, end = spans.get(track_id, (0.0, min(track["duration"], WINDOW_SECONDS)))
             hits.append(Hit(
                 id=track_id, filename=track["filename"], score=score, rank=len(hits) + 1,
                 duration=track["duration"], tempo=track["tempo"], spectral_centroid=track["spectral_centroid"],

@@ -62,13 +62,14 @@ class _Vectors:
         self.alive = np.zeros(0, dtype=bool)
         self.duration = np.zeros(0)
         self.tempo = np.zeros(0)
+        self.windows = np.zeros(0)
         self.format = np.zeros(0, dtype=object)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def append(self, table) -> None:
-        """Add rows from an arrow table with track_id, embedding, duration, tempo, format."""
+        """Add rows from an arrow table with track_id, embedding, window_count, duration, tempo, format."""
         n = table.num_rows
         if n == 0:
             return
@@ -76,19 +77,21 @@ class _Vectors:
         if block.shape[1] != self.dim:
             raise EngineError(f"stored embeddings have {block.shape[1]} dimensions, the model {self.dim}.",
                               hint="Run 'python -m engine reembed'.", title="Embedding size mismatch")
-        for track_id in table.column("track_id").to_pylist():
-            if track_id in self.row_of:
-                self.alive[self.row_of[track_id]] = False  # replaced by the new row below
+        new_ids = table.column("track_id").to_pylist()
         start = len(self.ids)
-        for offset, track_id in enumerate(table.column("track_id").to_pylist()):
+        for offset, track_id in enumerate(new_ids):
+            old = self.row_of.get(track_id)
+            if old is not None:
+                self.alive[old] = False  # replaced by the new row
             self.row_of[track_id] = start + offset
-            self.ids.append(track_id)
+        self.ids.extend(new_ids)
         self.matrix = _grow(self.matrix, start + n)
         self.matrix[start : start + n] = block
         self.alive = np.concatenate([self.alive[:start], np.ones(n, dtype=bool)])
         self.duration = np.concatenate([self.duration[:start], _numbers(table, "duration")])
         self.tempo = np.concatenate([self.tempo[:start], _numbers(table, "tempo")])
-        self.format = np.concatenate([self.format[:start], np.array(table.column("format").to_pylist(), dtype=object)])
+        self.windows = np.concatenate([self.windows[:start], _numbers(table, "window_count")])
+        self.format = np.concatenate([self.format[:start], table.column("format").to_numpy(zero_copy_only=False)])
 
     def remove(self, track_id: str) -> None:
         row = self.row_of.pop(track_id, None)
@@ -150,6 +153,12 @@ class VectorIndex:
             vectors = self._sync()
             row = vectors.row_of.get(track_id)
             return None if row is None else vectors.matrix[row].copy()
+
+    def multi_window(self, track_ids: list[str]) -> list[str]:
+        """The given tracks that have more than one window (the rest match on their only one)."""
+        with self._lock:
+            vectors = self._sync()
+            return [i for i in track_ids if i in vectors.row_of and vectors.windows[vectors.row_of[i]] > 1]
 
     def allowed_ids(self, filters: Filters) -> set[str]:
         """Ids of the tracks that pass ``filters`` (segment mode scans only these)."""
@@ -225,4 +234,8 @@ def _grow(matrix: np.ndarray, rows: int) -> np.ndarray:
 
 
 def _numbers(table, column: str) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in table.column(column).to_pylist()])
+    """A numeric column as float64, NULL as NaN."""
+    import pyarrow.compute as pc
+
+    values = table.column(column).cast("float64")
+    return pc.fill_null(values, np.nan).to_numpy()

@@ -445,33 +445,39 @@ class Store:
     def embedding_table(self, model_id: str, pipeline_version: int, track_ids: list[str] | None = None):
         """Current track embeddings with the columns search filters on, as a pyarrow table."""
         sql = (
-            "SELECT e.track_id, e.embedding, t.duration, f.tempo, t.format FROM track_embeddings e"
+            "SELECT e.track_id, e.embedding, e.window_count, t.duration, f.tempo, t.format FROM track_embeddings e"
             " JOIN tracks t ON t.id = e.track_id LEFT JOIN features f ON f.track_id = e.track_id"
             " WHERE e.model_id = ? AND e.pipeline_version = ?"
         )
         params: list = [model_id, pipeline_version]
         if track_ids is not None:
-            sql += " AND e.track_id IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(track_ids)
+            in_list, values = _id_list(track_ids)
+            sql += f" AND e.track_id IN {in_list}"
+            params += values
+        # No ORDER BY: sorting rows that carry 2 KB vectors is most of a 1M-row load,
+        # and search breaks ties by id itself.
         with self._lock, self._errors("read embeddings"):
-            return self._conn.execute(sql + " ORDER BY e.track_id", params).to_arrow_table()
+            return self._conn.execute(sql, params).to_arrow_table()
 
     def window_table(self, model_id: str, track_ids: list[str] | None = None):
         """Window embeddings (track_id, window_index, start_s, end_s, embedding) as a pyarrow table."""
         sql = "SELECT track_id, window_index, start_s, end_s, embedding FROM window_embeddings WHERE model_id = ?"
         params: list = [model_id]
         if track_ids is not None:
-            sql += " AND track_id IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(track_ids)
+            in_list, values = _id_list(track_ids)
+            sql += f" AND track_id IN {in_list}"
+            params += values
         with self._lock, self._errors("read window embeddings"):
             return self._conn.execute(sql + " ORDER BY track_id, window_index", params).to_arrow_table()
 
     def get_tracks(self, track_ids: list[str]) -> dict[str, dict]:
+        if not track_ids:
+            return {}
+        in_list, values = _id_list(track_ids)
         rows = self._query(
             "read tracks",
-            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
-            " WHERE t.id IN (SELECT unnest(?::VARCHAR[]))",
-            [track_ids],
+            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id WHERE t.id IN {in_list}",
+            values,
         )
         return {row["id"]: row for row in rows}
 
@@ -527,6 +533,15 @@ SORTABLE = {
     "tempo": "f.tempo", "spectral_centroid": "f.spectral_centroid", "rms_energy": "f.rms_energy",
     "zero_crossing_rate": "f.zero_crossing_rate", "file_size": "t.file_size", "format": "t.format",
 }
+
+
+def _id_list(ids: list[str]) -> tuple[str, list]:
+    """An ``IN`` list for bound ids: one placeholder each for short lists (DuckDB then
+    uses the primary key; an unnested array parameter scans the whole table), one
+    array parameter for long ones."""
+    if len(ids) <= 1000:
+        return "(" + ", ".join("?" * len(ids)) + ")", list(ids)
+    return "(SELECT unnest(?::VARCHAR[]))", [list(ids)]
 
 
 def _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_duration) -> tuple[str, list]:
