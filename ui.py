@@ -43,6 +43,9 @@ def _leave_legacy_pages_mode(*, from_app: bool) -> None:
             st.rerun()
 
 
+WARM_UP_DELAY_S = 2.0
+
+
 @st.cache_resource(show_spinner=False)
 def settings() -> Settings:
     return load_settings()
@@ -51,9 +54,12 @@ def settings() -> Settings:
 @st.cache_resource(show_spinner=False)
 def library() -> Library:
     lib = Library(settings())
-    # Load CLAP in the background so the first search does not pay for it;
-    # a failure is remembered by the engine and shown on the Home page.
-    threading.Thread(target=_warm_model, args=(lib,), name="clap-warm-up", daemon=True).start()
+    # Load CLAP in the background so the first search does not pay for it,
+    # a moment after start-up so the first page is drawn before the model
+    # competes for the CPU. A failure is remembered and shown on Home.
+    warm = threading.Timer(WARM_UP_DELAY_S, _warm_model, args=(lib,))
+    warm.name, warm.daemon = "clap-warm-up", True
+    warm.start()
     return lib
 
 

@@ -60,7 +60,7 @@ _ID_FILES = (
 )
 # What we fetch from the hub: never the pickled pytorch_model.bin.
 _HUB_PATTERNS = [*_ID_FILES, "model*.safetensors", "model.safetensors.index.json"]
-# laion_clap downloads these at import / construction time (FINDINGS.md).
+# laion_clap downloads these at import / construction time.
 _LAION_HUB_DEPENDENCIES = ("roberta-base", "bert-base-uncased", "facebook/bart-base")
 _MODEL_HINT = (
     "Set TRAUM_CLAP_MODEL to a local model directory (config.json, model.safetensors and the "
@@ -820,8 +820,12 @@ def _predicted_model_id(settings: Settings) -> str | None:
     return f"{name}@{transformers_content_hash(directory)}"
 
 
-def model_status(settings: Settings) -> dict:
-    """Health view: what would be / is loaded. Never loads or downloads a model."""
+def model_status(settings: Settings, *, predict_id: bool = True) -> dict:
+    """Health view: what would be / is loaded. Never loads or downloads a model.
+
+    ``predict_id=False`` skips working out the id of a model not loaded yet,
+    which hashes its weights (seconds for a full-size model, once per file).
+    """
     key = _model_key(settings)
     slot = _slot
     status: dict = {
@@ -848,7 +852,7 @@ def model_status(settings: Settings) -> dict:
             status["precision"] = "float32" if settings.clap_precision == "auto" else settings.clap_precision
         else:
             status["precision"] = resolve_precision(settings.clap_precision, device)
-        status["model_id"] = _predicted_model_id(settings)
+        status["model_id"] = _predicted_model_id(settings) if predict_id else None
     except ModelUnavailableError as exc:
         if status["error"] is None:
             status.update(error=exc.message, hint=exc.hint)

@@ -64,7 +64,10 @@ class Library:
     def stats(self) -> dict:
         stats = self.store.stats()
         status = self.model_status()
-        stats["pending_embeddings"] = self.store.count_pending(status["model_id"], PIPELINE_VERSION)
+        # Which embeddings are pending depends on the model; unknown until it has loaded.
+        stats["pending_embeddings"] = (
+            self.store.count_pending(status["model_id"], PIPELINE_VERSION) if status["loaded"] else None
+        )
         return stats
 
     def delete(self, track_id: str) -> dict:
@@ -74,8 +77,8 @@ class Library:
         return self.store.absolute_path(track)
 
     def model_status(self) -> dict:
-        """What the model is or would be, without loading it."""
-        return model_status(self.settings)
+        """What the model is or would be, without loading it (cheap enough for every page view)."""
+        return model_status(self.settings, predict_id=False)
 
     # -- searching ------------------------------------------------------------
 

@@ -25,7 +25,9 @@ else:
     tracks.metric("Tracks", f"{stats['tracks']:,}")
     duration.metric("Total duration", ui.format_duration(stats["total_duration_s"]))
     formats.metric("Formats", len(stats["formats"]))
-    pending.metric("Pending embeddings", f"{stats['pending_embeddings']:,}")
+    waiting = stats["pending_embeddings"]
+    pending.metric("Pending embeddings", "…" if waiting is None else f"{waiting:,}",
+                   help="Counted once the model has loaded." if waiting is None else None)
     st.caption("By format: " + ", ".join(f"{n:,} {fmt}" for fmt, n in stats["formats"].items()))
 
 st.subheader("Search model")

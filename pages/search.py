@@ -59,8 +59,10 @@ except EngineError as error:
     ui.show_error(error)
     st.stop()
 
+described = f"“{query['text']}”" if "text" in query else "this example" if "audio_bytes" in query else "this track"
+st.caption(f"{len(hits)} results for {described}")
 if not hits:
-    st.info("No matches." + (f" {pending} tracks are still waiting for embeddings." if pending else ""))
+    st.info("No matches." + (f" {pending:,} tracks are still waiting for embeddings." if pending else ""))
 for hit in hits:
     with st.container(border=True):
         head, play, more = st.columns([3, 4, 1])

@@ -1,4 +1,4 @@
-"""A tiny CLAP model built offline (no downloads), following /work/shared/FINDINGS.md.
+"""A tiny CLAP model built offline (no downloads).
 
 It has the real ClapModel architecture at toy size (about 0.1 M parameters), a
 byte-level BPE tokenizer trained on a few prompts, the real ClapFeatureExtractor,

@@ -158,3 +158,37 @@ def test_cli_accepts_a_file_named_with_a_leading_dash(tmp_path, monkeypatch, cap
     write_audio(tmp_path / "-dash.wav", sine(300, 1), RATE)
     assert main(["ingest", "--json", "--", "-dash.wav"]) == 0
     assert json.loads(capsys.readouterr().out)["added"][0]["path"] == "-dash.wav"
+
+
+def test_many_uploads_queue_instead_of_decoding_at_once(library, monkeypatch, audio_dir):
+    """Twelve uploads at once: all wait on disk, at most max_concurrent_jobs are decoded together."""
+    import threading
+
+    from engine import ingest as ingest_module
+    from engine.worker import IngestWorker
+
+    active, peak, lock = 0, 0, threading.Lock()
+    real_decode = ingest_module.audio.decode
+
+    def counting_decode(*args, **kwargs):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            return real_decode(*args, **kwargs)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(ingest_module.audio, "decode", counting_decode)
+    data = (audio_dir / "sine440.wav").read_bytes()
+    uploads = [(f"take{i}.wav", data[:-4] + i.to_bytes(4, "little")) for i in range(12)]
+    worker = IngestWorker(library.ingestor)
+    refused = worker.submit_uploads(uploads, batch_id="many")
+    assert refused == []
+    assert worker.wait_idle(timeout=300)
+    jobs = library.store.jobs(batch_id="many")
+    assert [job["status"] for job in jobs] == ["added"] * 12
+    assert 1 <= peak <= library.settings.max_concurrent_jobs
+    assert not list(library.settings.tmp_dir.glob("*"))  # every spooled upload was moved into the library
