@@ -201,10 +201,11 @@ def _slow_library_folder(root: Path, count: int) -> Path:
     return folder
 
 
-def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path):
+def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path, tiny_clap_dir):
     folder = _slow_library_folder(tmp_path, 10)
     data = tmp_path / "data"
-    env = dict(os.environ, TRAUM_DATA_DIR=str(data), TRAUM_MAX_CONCURRENT_JOBS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, TRAUM_DATA_DIR=str(data), TRAUM_MAX_CONCURRENT_JOBS="1", PYTHONPATH=str(REPO),
+               TRAUM_CLAP_MODEL=str(tiny_clap_dir), TRAUM_CLAP_DEVICE="cpu", HF_HUB_OFFLINE="1")
     command = [sys.executable, "-m", "engine", "ingest", str(folder), "--copy", "--json"]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     audio_store = data / "audio"
@@ -229,13 +230,21 @@ def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path):
         assert library.interrupted_jobs >= 1
         stored = sorted(p.relative_to(data).as_posix() for p in audio_store.rglob("*") if p.is_file())
         assert stored == sorted(t["path"] for t in library.tracks(limit=100))  # no orphan, no missing file
-        rows = library.store._query("n", "SELECT count(*) AS n FROM features")[0]["n"]
-        assert rows == tracks
+        count = lambda sql: library.store._query("n", sql)[0]["n"]  # noqa: E731
+        assert count("SELECT count(*) AS n FROM features") == tracks
+        # Every track is whole: embedded with its windows; no window or vector without its track.
+        assert count("SELECT count(*) AS n FROM track_embeddings") == tracks
+        assert count("SELECT count(DISTINCT track_id) AS n FROM window_embeddings") == tracks
+        assert count("SELECT count(*) AS n FROM window_embeddings w"
+                     " WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = w.track_id)") == 0
+        assert count("SELECT count(*) AS n FROM features f"
+                     " WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = f.track_id)") == 0
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     with Library(Settings(data_dir=data)) as library:
         assert library.stats()["tracks"] == 10
         assert len({t["filename"] for t in library.tracks(limit=100)}) == 10
+        assert library.store._query("n", "SELECT count(*) AS n FROM track_embeddings")[0]["n"] == 10
 
 
 def test_uploads_stream_from_file_objects(library, audio_dir):
