@@ -226,9 +226,8 @@ class Ingestor:
                 with open(item.path, "rb") as original:
                     staged = spool(original, item.filename, self.settings.tmp_dir)
             place = move_into_place(staged or item.path)
-        if pending:
-            note_writes = self.store.embedding_error_writes(track_id, embedder.model_id if embedder else None, pending)
-            extra_writes = note_writes if extra_writes is None else _both(extra_writes, note_writes)
+        if pending:  # no vectors to write: record why, in the same transaction as the track
+            extra_writes = self.store.embedding_error_writes(track_id, embedder.model_id if embedder else None, pending)
         record = TrackRecord(
             id=track_id, filename=item.filename, storage="referenced" if place is None else "managed",
             path=path, format=decoded.container, codec=decoded.codec, file_size=size,
@@ -315,14 +314,6 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
                 seen.add(key)
                 files.append(file)
     return files, rejected
-
-
-def _both(first, second):
-    def write(conn) -> None:
-        first(conn)
-        second(conn)
-
-    return write
 
 
 def spool(data, filename: str, tmp_dir: Path) -> Path:
