@@ -26,7 +26,6 @@ from engine.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
-ACTIVE_JOB_STATES = ("queued", "running")
 STORAGE_KINDS = ("managed", "referenced")
 MANAGED_PATH = re.compile(r"audio/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}")
 

@@ -5,7 +5,6 @@ Skips where /usr/bin/chromium is missing, unless TRAUM_REQUIRE_BROWSER=1
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
