@@ -11,7 +11,7 @@ ingest, re-embed or delete is visible to the next search: never stale.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -45,7 +45,6 @@ class Hit:
     segment_end: float | None
     storage: str
     path: str  # absolute path of the playable file
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

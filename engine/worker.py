@@ -35,11 +35,6 @@ class IngestWorker:
             self._queue.put(items)
         return refused
 
-    @property
-    def busy(self) -> bool:
-        with self._idle:
-            return self._active > 0
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued upload has finished (tests, shutdown)."""
         with self._idle:
