@@ -124,8 +124,11 @@ class Ingestor:
         """Run prepared jobs on the bounded pool; results in input order."""
         if not items:
             return []
-        warm_up()
+        # Model first, then librosa's warm-up: the model load imports torch under
+        # the embedder's lock, and scipy (pulled in by librosa) probes a
+        # half-imported torch if both imports run at once on two threads.
         embedder, why_not = self._embedder()
+        warm_up()
         batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
         workers = min(self.settings.max_concurrent_jobs, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")

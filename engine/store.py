@@ -504,6 +504,10 @@ class Store:
         with self.transaction("finish a job") as conn:
             _finish_job(conn, job_id, status, message, track_id)
 
+    def job_status(self, job_id: str) -> str | None:
+        rows = self._query("read a job", "SELECT status FROM jobs WHERE id = ?", [job_id])
+        return rows[0]["status"] if rows else None
+
     def jobs(self, *, batch_id: str | None = None, limit: int = 200) -> list[dict]:
         if batch_id:
             return self._query(

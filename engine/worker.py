@@ -40,13 +40,25 @@ class IngestWorker:
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
+    def _fail_unfinished(self, items, exc: Exception) -> None:
+        """Jobs the failed batch never finished end as failed, not queued forever."""
+        store = self._ingestor.store
+        for item in items:
+            item.path.unlink(missing_ok=True)
+            try:
+                if store.job_status(item.job_id) in ("queued", "running"):
+                    store.finish_job(item.job_id, "failed", f"Import failed unexpectedly ({type(exc).__name__}: {exc}).")
+            except Exception:
+                log.exception("could not record the failure of job %s", item.job_id)
+
     def _loop(self) -> None:
         while True:
             items = self._queue.get()
             try:
                 self._ingestor.run_items(items)
-            except Exception:  # the pipeline reports per file; this is a last resort
+            except Exception as exc:  # the pipeline reports per file; this is a last resort
                 log.exception("background import failed")
+                self._fail_unfinished(items, exc)
             finally:
                 with self._idle:
                     self._active -= len(items)

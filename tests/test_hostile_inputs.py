@@ -192,3 +192,18 @@ def test_many_uploads_queue_instead_of_decoding_at_once(library, monkeypatch, au
     assert [job["status"] for job in jobs] == ["added"] * 12
     assert 1 <= peak <= library.settings.max_concurrent_jobs
     assert not list(library.settings.tmp_dir.glob("*"))  # every spooled upload was moved into the library
+
+
+def test_a_batch_that_crashes_leaves_no_job_queued_forever(library, monkeypatch, audio_dir):
+    from engine.worker import IngestWorker
+
+    def explode(items, progress=None):
+        raise RuntimeError("simulated crash outside any file's stages")
+
+    monkeypatch.setattr(library.ingestor, "run_items", explode)
+    worker = IngestWorker(library.ingestor)
+    worker.submit_uploads([("a.wav", (audio_dir / "sine440.wav").read_bytes())], batch_id="crash")
+    assert worker.wait_idle(timeout=60)
+    [job] = library.store.jobs(batch_id="crash")
+    assert job["status"] == "failed" and "simulated crash" in job["message"]
+    assert not list(library.settings.tmp_dir.glob("*"))
