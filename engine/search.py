@@ -1,11 +1,16 @@
 """Exact cosine search over the library's CLAP embeddings.
 
-Vectors are unit length, so cosine similarity is a dot product. The scan is
-a numpy matrix-vector product over an in-memory copy of the current model's
-track embeddings: measured at 100k tracks it is several times faster than
-DuckDB's ``array_cosine_similarity`` over the same rows (docs/BENCHMARKS.md).
-The copy replays the store's change journal before every query, so an
-ingest, re-embed or delete is visible to the next search: never stale.
+Vectors are unit length, so cosine similarity is a dot product. The scan runs
+over an in-memory copy of the current model's track embeddings, which replays
+the store's change journal before every query, so an ingest, re-embed or
+delete is visible to the next search: never stale.
+
+The scan has two passes and is still exact. A float16 copy of the matrix is
+scored first (torch's float16 matrix-vector product reads half the bytes and
+ran 3x faster than numpy's float32 one here, docs/BENCHMARKS.md); every row
+that could belong to the top ``limit`` given float16's rounding is then
+rescored in float32, and only those exact scores rank, filter by
+``min_score`` and come back.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from engine.store import Store
 from engine.vectors import PIPELINE_VERSION
 
 DEFAULT_LIMIT = 20
+
+# How far a float16 score can be from the float32 one for unit vectors: rounding
+# each side of the product to float16 moves it by at most 2**-11 (relative,
+# Cauchy-Schwarz), the float16 result by 2**-11 more; accumulation is float32.
+# 3 * 4.9e-4 = 1.5e-3, rounded up for subnormals and non-unit rows.
+_COARSE_ERROR = 2e-3
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class _Vectors:
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
         self.matrix = np.zeros((0, dim), dtype=np.float32)
+        self.coarse = np.zeros((0, dim), dtype=np.float16)  # same rows, for the first pass
         self.alive = np.zeros(0, dtype=bool)
         self.duration = np.zeros(0)
         self.tempo = np.zeros(0)
@@ -86,6 +98,8 @@ class _Vectors:
         self.ids.extend(new_ids)
         self.matrix = _grow(self.matrix, start + n)
         self.matrix[start : start + n] = block
+        self.coarse = _grow(self.coarse, start + n)
+        self.coarse[start : start + n] = block
         self.alive = np.concatenate([self.alive[:start], np.ones(n, dtype=bool)])
         self.duration = np.concatenate([self.duration[:start], _numbers(table, "duration")])
         self.tempo = np.concatenate([self.tempo[:start], _numbers(table, "tempo")])
@@ -173,19 +187,38 @@ class VectorIndex:
             n = len(vectors)
             if n == 0 or limit <= 0:
                 return []
-            scores = vectors.matrix[:n] @ query.astype(np.float32)
             keep = vectors.mask(filters)
             if exclude is not None and exclude in vectors.row_of:
                 keep[vectors.row_of[exclude]] = False
+            query = np.ascontiguousarray(query, dtype=np.float32)
+            rows = _candidates(vectors.coarse[:n], query, keep, limit)
+            exact = vectors.matrix[rows] @ query
             if min_score is not None:
-                keep &= scores >= min_score
-            candidates = np.flatnonzero(keep)
-            if candidates.size == 0:
-                return []
-            chosen = candidates[np.argpartition(-scores[candidates], min(limit, candidates.size) - 1)[:limit]]
+                rows, exact = rows[exact >= min_score], exact[exact >= min_score]
             # Ties are broken by id so equal scores always come back in one order.
-            order = sorted(chosen, key=lambda row: (-float(scores[row]), vectors.ids[row]))
-            return [(vectors.ids[row], float(scores[row])) for row in order]
+            order = sorted(range(rows.size), key=lambda i: (-float(exact[i]), vectors.ids[rows[i]]))[:limit]
+            return [(vectors.ids[rows[i]], float(exact[i])) for i in order]
+
+
+def _candidates(coarse: np.ndarray, query: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:
+    """Rows of ``keep`` that may be in the exact top ``limit``, from float16 scores.
+
+    If t is the ``limit``-th best float16 score, ``limit`` rows score at least
+    t - e exactly, so every row of the exact top ``limit`` scores at least
+    t - e exactly and at least t - 2e in float16 (e = _COARSE_ERROR).
+    """
+    import torch
+
+    kept = int(np.count_nonzero(keep))
+    if kept == 0:
+        return np.zeros(0, dtype=np.int64)
+    if kept <= limit:
+        return np.flatnonzero(keep)
+    with torch.inference_mode():
+        scores = torch.mv(torch.from_numpy(coarse), torch.from_numpy(query.astype(np.float16))).float()
+        scores.masked_fill_(torch.from_numpy(~keep), float("-inf"))
+        threshold = float(torch.topk(scores, limit, sorted=False).values.min())
+        return torch.nonzero(scores >= threshold - 2 * _COARSE_ERROR).flatten().numpy()
 
 
 def embedding_matrix(table) -> np.ndarray:
@@ -227,7 +260,7 @@ def rank_segments(store: Store, model_id: str, query: np.ndarray, allowed: set[s
 def _grow(matrix: np.ndarray, rows: int) -> np.ndarray:
     if rows <= matrix.shape[0]:
         return matrix
-    grown = np.zeros((max(rows, int(matrix.shape[0] * 1.5) + 1024), matrix.shape[1]), dtype=np.float32)
+    grown = np.zeros((max(rows, int(matrix.shape[0] * 1.5) + 1024), matrix.shape[1]), dtype=matrix.dtype)
     grown[: matrix.shape[0]] = matrix
     return grown
 

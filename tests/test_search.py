@@ -217,3 +217,54 @@ def test_one_failing_file_does_not_fail_its_batch_neighbours():
     assert good_future.result().shape == (1, 16)
     with pytest.raises(ValueError):
         bad_future.result()
+
+
+def _vectors_of(matrix: np.ndarray, durations: np.ndarray):
+    import pyarrow as pa
+
+    from engine.search import _Vectors
+
+    vectors = _Vectors(matrix.shape[1])
+    vectors.append(pa.table({
+        "track_id": [f"t{i:05d}" for i in range(len(matrix))],
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1]),
+        "window_count": np.ones(len(matrix)),
+        "duration": durations,
+        "tempo": np.full(len(matrix), 120.0),
+        "format": ["wav"] * len(matrix),
+    }))
+    return vectors
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("limit,min_score,max_duration", [(1, None, None), (5, None, None), (5, 0.999, None),
+                                                          (20, None, 30.0)])
+def test_two_pass_scan_returns_the_exact_float32_top(seed, limit, min_score, max_duration):
+    """Rows whose scores float16 cannot tell apart must still rank as float32 ranks them."""
+    from engine.search import VectorIndex
+
+    rng = np.random.default_rng(seed)
+    # Unit rows on a narrow arc round the query's direction: their scores differ
+    # by ~1e-6, and rounding each row's two components to float16 reorders them
+    # (without the error margin these seeds lose true top rows).
+    angle = rng.uniform(0.3, 1.2)
+    thetas = angle + rng.uniform(-0.02, 0.02, 400)
+    matrix = np.zeros((400, 16), dtype=np.float32)
+    matrix[:, 0], matrix[:, 1] = np.cos(thetas), np.sin(thetas)
+    matrix[200:205] = matrix[199]  # exact ties break by id
+    query = np.zeros(16, dtype=np.float32)
+    query[0], query[1] = np.cos(angle), np.sin(angle)
+    durations = rng.uniform(1, 60, len(matrix))
+
+    vectors = _vectors_of(matrix, durations)
+    index = VectorIndex(store=None, model_id="m", dim=16)
+    index._sync = lambda: vectors  # the store side is covered by the other tests
+    got = index.top(query, filters=Filters(max_duration=max_duration), limit=limit, min_score=min_score)
+
+    exact = matrix @ query  # the float32 scores
+    keep = np.ones(len(matrix), bool) if max_duration is None else durations <= max_duration
+    if min_score is not None:
+        keep &= exact >= min_score
+    expected = sorted(np.flatnonzero(keep), key=lambda i: (-float(exact[i]), f"t{i:05d}"))[:limit]
+    assert [track_id for track_id, _ in got] == [f"t{i:05d}" for i in expected]
+    assert [score for _, score in got] == [float(exact[i]) for i in expected]
