@@ -18,7 +18,6 @@ import streamlit as st
 from engine import analytics
 from engine.auth import verify_password
 from engine.config import Settings, load_settings
-from engine.embeddings import get_embedder
 from engine.errors import EngineError
 from engine.library import Library
 from engine.worker import IngestWorker
@@ -54,7 +53,7 @@ def settings() -> Settings:
 @st.cache_resource(show_spinner=False)
 def library() -> Library:
     lib = Library(settings())
-    # Load CLAP in the background so the first search does not pay for it,
+    # Load CLAP and the vector index in the background so the first search does not pay for them,
     # a moment after start-up so the first page is drawn before the model
     # competes for the CPU. A failure is remembered and shown on Home.
     warm = threading.Timer(WARM_UP_DELAY_S, _warm_model, args=(lib,))
@@ -64,8 +63,11 @@ def library() -> Library:
 
 
 def _warm_model(lib: Library) -> None:
+    # plotly.express takes most of a second to import: do it before anyone opens Analytics.
+    import plotly.express  # noqa: F401
+
     try:
-        get_embedder(lib.settings)
+        lib.prepare_search()
     except EngineError:
         pass
 

@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -107,6 +108,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_device(requested: str) -> str:
+    if requested == "cpu":
+        return requested
     import torch
 
     if requested == "auto":
@@ -820,11 +823,14 @@ def _predicted_model_id(settings: Settings) -> str | None:
     return f"{name}@{transformers_content_hash(directory)}"
 
 
-def model_status(settings: Settings, *, predict_id: bool = True) -> dict:
+def model_status(settings: Settings, *, predict_id: bool = True, import_torch: bool = True) -> dict:
     """Health view: what would be / is loaded. Never loads or downloads a model.
 
     ``predict_id=False`` skips working out the id of a model not loaded yet,
     which hashes its weights (seconds for a full-size model, once per file).
+    ``import_torch=False`` leaves an "auto" device (and the precision that
+    follows from it) as None until torch is imported anyway: importing it
+    costs about a second, which a dashboard's first page should not wait for.
     """
     key = _model_key(settings)
     slot = _slot
@@ -845,6 +851,8 @@ def model_status(settings: Settings, *, predict_id: bool = True) -> dict:
         return status
     if slot is not None and slot.key == key and slot.error is not None:
         status.update(error=slot.error.message, hint=slot.error.hint)
+    if not import_torch and settings.clap_device == "auto" and "torch" not in sys.modules:
+        return status
     try:
         device = resolve_device(settings.clap_device)
         status["device"] = device

@@ -78,9 +78,13 @@ class Library:
 
     def model_status(self) -> dict:
         """What the model is or would be, without loading it (cheap enough for every page view)."""
-        return model_status(self.settings, predict_id=False)
+        return model_status(self.settings, predict_id=False, import_torch=False)
 
     # -- searching ------------------------------------------------------------
+
+    def prepare_search(self) -> None:
+        """Load the model and the vector index now, so the first search pays for neither."""
+        self._index_for(self._embedder()).sync()
 
     def search(self, *, text: str | None = None, audio_path: Path | None = None, audio_bytes: bytes | None = None,
                audio_name: str = "query.wav", like: str | None = None, filters: Filters = Filters(),

@@ -37,5 +37,6 @@ if model["loaded"]:
 elif model["error"]:
     st.warning(f"**The CLAP model is not available**: {model['error']}\n\n{model['hint'] or ''}")
 else:
-    st.info(f"Loading CLAP `{model['model']}` ({model['backend']} backend) on {model['device']}...")
+    where = f" on {model['device']}" if model["device"] else ""
+    st.info(f"Loading CLAP `{model['model']}` ({model['backend']} backend){where}...")
 st.caption(f"Library folder: `{library.settings.data_dir.resolve()}`")

@@ -268,3 +268,10 @@ def test_two_pass_scan_returns_the_exact_float32_top(seed, limit, min_score, max
     expected = sorted(np.flatnonzero(keep), key=lambda i: (-float(exact[i]), f"t{i:05d}"))[:limit]
     assert [track_id for track_id, _ in got] == [f"t{i:05d}" for i in expected]
     assert [score for _, score in got] == [float(exact[i]) for i in expected]
+
+
+def test_prepare_search_loads_the_index_before_the_first_query(indexed):
+    library, ids = indexed
+    library.prepare_search()
+    vectors = library._index._vectors
+    assert vectors is not None and set(vectors.row_of) == set(ids.values())
