@@ -4,8 +4,9 @@ For each library size (default 10k, 100k, 1M tracks) this
 
 1. builds a synthetic library in a temporary data directory through
    ``Store`` (so the real migrations run) with pyarrow bulk inserts into
-   tracks, features, track_embeddings and window_embeddings (one 10 s window
-   per track; random unit float32 vectors, durations 0.2-300 s log-uniform,
+   tracks, features, track_embeddings and window_sets (one window per started
+   10 s of a track, at most --max-windows, default 6; random unit float32
+   vectors near a per-track direction, durations 0.2-300 s log-uniform,
    tempo 60-180 BPM or NULL for 30 %, formats wav/mp3/flac/m4a);
 2. reopens it and times the first ``VectorIndex.sync()`` (load from DuckDB),
    then splits that load into its SQL/arrow part and its numpy/python part;
@@ -68,6 +69,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 TOP_K = 20
+MAX_WINDOWS = 6  # windows per synthetic track: one per started 10 s of its duration, up to this
 BENCH_MODEL_ID = "bench-model"
 FORMATS = ("wav", "mp3", "flac", "m4a")
 FORMAT_P = (0.35, 0.35, 0.2, 0.1)
@@ -165,8 +167,13 @@ def release_arrow_memory(enabled: bool) -> None:
 # --------------------------------------------------------------------------- phase 1: build
 
 
-def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int, seed: int) -> dict:
-    """Bulk-insert n synthetic tracks through pyarrow tables registered with DuckDB."""
+def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int, seed: int,
+                  max_windows: int = MAX_WINDOWS) -> dict:
+    """Bulk-insert n synthetic tracks through pyarrow tables registered with DuckDB.
+
+    A track has one window per started 10 s of its duration, up to ``max_windows``
+    (random unit vectors near a per-track direction); its embedding is their
+    normalised mean, as the engine computes it."""
     import pyarrow as pa
 
     from engine.features import FEATURE_VERSION
@@ -189,10 +196,21 @@ def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int
         duration = np.exp(rng.uniform(np.log(0.2), np.log(300.0), size=m))
         tempo = rng.uniform(60.0, 180.0, size=m)
         no_tempo = rng.random(m) < 0.3
-        vectors = unit_rows(rng, m, dim)
+        counts = np.clip(np.ceil(duration / 10.0), 1, max_windows).astype(np.int64)
+        centres = unit_rows(rng, m, dim)
+        windows = np.repeat(centres, counts, axis=0) + 0.5 * unit_rows(rng, int(counts.sum()), dim)
+        windows /= np.linalg.norm(windows, axis=1, keepdims=True)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        vectors = np.add.reduceat(windows, first, axis=0)
+        vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
         flat = pa.array(vectors.reshape(-1), type=pa.float32())
         offsets = pa.array(np.arange(0, (m + 1) * dim, dim, dtype=np.int32))
         embedding = pa.ListArray.from_arrays(offsets, flat)
+        windows = windows.astype("<f4")
+        starts = [[10.0 * i for i in range(c)] for c in counts.tolist()]
+        ends = [[min(10.0 * (i + 1), d) if c > 1 else min(d, 10.0) for i in range(c)]
+                for c, d in zip(counts.tolist(), duration.tolist())]
+        blobs = [windows[a : a + c].tobytes() for a, c in zip(first.tolist(), counts.tolist())]
         fmt_list = fmt.tolist()
         tracks = pa.table({
             "id": ids,
@@ -222,27 +240,27 @@ def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int
             "model_id": pa.array([model_id] * m),
             "pipeline_version": np.full(m, PIPELINE_VERSION, dtype=np.int32),
             "embedding": embedding,
-            "window_count": np.ones(m, dtype=np.int32),
+            "window_count": counts.astype(np.int32),
         })
-        # One window per track: a single window's vector is also the track's pooled vector.
-        window_emb = pa.table({
+        window_sets = pa.table({
+            "key": [f"{t}:{model_id}" for t in ids],
             "track_id": ids,
             "model_id": pa.array([model_id] * m),
-            "window_index": np.zeros(m, dtype=np.int32),
-            "start_s": np.zeros(m),
-            "end_s": np.minimum(duration, 10.0),
-            "embedding": embedding,
+            "dim": np.full(m, dim, dtype=np.int32),
+            "starts_s": pa.array(starts, type=pa.list_(pa.float64())),
+            "ends_s": pa.array(ends, type=pa.list_(pa.float64())),
+            "embeddings": pa.array(blobs, type=pa.binary()),
         })
         gen_s += time.perf_counter() - g0
         with store.transaction("bulk-insert the benchmark library") as conn:
             for name, table in (("tracks", tracks), ("features", features),
-                                ("track_embeddings", track_emb), ("window_embeddings", window_emb)):
+                                ("track_embeddings", track_emb), ("window_sets", window_sets)):
                 view = f"bench_{name}"
                 conn.register(view, table)
                 cols = ", ".join(table.column_names)
                 conn.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {view}")  # noqa: S608
                 conn.unregister(view)
-        del tracks, features, track_emb, window_emb, embedding, flat, vectors
+        del tracks, features, track_emb, window_sets, embedding, flat, vectors, windows, blobs
     insert_done = time.perf_counter()
     with store._lock:
         store._conn.execute("CHECKPOINT")
@@ -594,6 +612,7 @@ def main() -> None:
     ap.add_argument("--model-dir", help="reuse a model directory built by an earlier run (see --keep)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the end-to-end phase")
     ap.add_argument("--chunk", type=int, default=100_000, help="rows per bulk-insert transaction")
+    ap.add_argument("--max-windows", type=int, default=MAX_WINDOWS, help="most 10 s windows per synthetic track")
     ap.add_argument("--work-dir", help="where temporary libraries go (default: system temp)")
     ap.add_argument("--keep", action="store_true", help="keep the libraries and the model directory")
     ap.add_argument("--seed", type=int, default=0)
@@ -612,7 +631,8 @@ def main() -> None:
             result = build_model(Path(rest[0]))
         elif phase == "build":
             data_dir, n, dim, model_id = Path(rest[0]), int(rest[1]), int(rest[2]), rest[3]
-            result = build_library(data_dir, n, dim, model_id, chunk=args.chunk, seed=args.seed)
+            result = build_library(data_dir, n, dim, model_id, chunk=args.chunk, seed=args.seed,
+                                   max_windows=args.max_windows)
         elif phase == "core":
             data_dir, n, dim, model_id = Path(rest[0]), int(rest[1]), int(rest[2]), rest[3]
             result = bench_core(data_dir, n, dim, model_id, queries=args.queries,

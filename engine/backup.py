@@ -10,10 +10,13 @@ import pyarrow.parquet as pq
 
 from engine import __version__
 from engine.errors import EngineError, StoreError
+from engine.migrations import window_sets_from_rows
 from engine.store import MANAGED_PATH, STORAGE_KINDS, Store
 
 # Fixed table names, in dependency order; never taken from input.
-TABLES = ("tracks", "features", "sources", "track_embeddings", "window_embeddings", "embedding_errors", "jobs")
+TABLES = ("tracks", "features", "sources", "track_embeddings", "window_sets", "embedding_errors", "jobs")
+# Exports written before migration 0003 hold one row per window in this file.
+OLD_WINDOW_TABLE = "window_embeddings"
 MANIFEST = "manifest.json"
 
 
@@ -76,6 +79,13 @@ def import_library(store: Store, source: Path) -> dict:
                     conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # noqa: S608
                 finally:
                     conn.unregister("incoming")
+            old_windows = source / f"{OLD_WINDOW_TABLE}.parquet"
+            if old_windows.is_file():
+                conn.register("incoming_windows", pq.read_table(old_windows))
+                try:
+                    window_sets_from_rows(conn, "incoming_windows")
+                finally:
+                    conn.unregister("incoming_windows")
             managed = [row[0] for row in conn.execute("SELECT path FROM tracks WHERE storage = 'managed'").fetchall()]
             for relative in managed:
                 origin = source / relative

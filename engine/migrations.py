@@ -2,11 +2,14 @@
 
 The library records every applied step in ``schema_migrations``; opening a
 database applies whatever is missing, in order, each in its own transaction.
+A step is SQL, or a function of the connection when data must be reshaped.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, str]] = [
+from collections.abc import Callable
+
+MIGRATIONS: list[tuple[str, str | Callable]] = [
     (
         "0001_create_tracks_features_sources_jobs",
         """
@@ -96,3 +99,66 @@ MIGRATIONS.append(
         """,
     )
 )
+
+
+WINDOW_SETS_SQL = """
+    -- One row per (track, model) holding all of its window embeddings, keyed
+    -- by a single column: DuckDB answers "these 20 tracks' windows" through
+    -- the key's index in milliseconds, while one row per window under a
+    -- compound key meant a scan (150 ms at 100k tracks, 800 ms at 1M).
+    CREATE TABLE window_sets (
+        key VARCHAR PRIMARY KEY,         -- track_id || ':' || model_id (engine.store.window_key)
+        track_id VARCHAR NOT NULL,
+        model_id VARCHAR NOT NULL,
+        dim INTEGER NOT NULL,
+        starts_s DOUBLE[] NOT NULL,      -- window i covers starts_s[i] .. ends_s[i] seconds
+        ends_s DOUBLE[] NOT NULL,
+        embeddings BLOB NOT NULL         -- float32 little-endian, len(starts_s) x dim, row-major
+    );
+"""
+
+
+def window_sets_from_rows(conn, relation: str) -> None:
+    """Pack per-window rows (track_id, model_id, window_index, start_s, end_s, embedding FLOAT[])
+    read from ``relation`` into window_sets, a first-character group of track ids at a time
+    so a large library is not held in memory at once."""
+    import numpy as np
+    import pyarrow as pa
+
+    groups = [row[0] for row in conn.execute(f"SELECT DISTINCT substr(track_id, 1, 1) FROM {relation}").fetchall()]  # noqa: S608
+    for group in groups:
+        table = conn.execute(
+            "SELECT track_id, model_id, list(start_s ORDER BY window_index) AS starts_s,"
+            " list(end_s ORDER BY window_index) AS ends_s, flatten(list(embedding ORDER BY window_index)) AS flat,"
+            f" len(any_value(embedding)) AS dim FROM {relation} WHERE substr(track_id, 1, 1) = ?"  # noqa: S608
+            " GROUP BY track_id, model_id",
+            [group],
+        ).to_arrow_table()
+        if table.num_rows == 0:
+            continue
+        blobs = [np.asarray(flat, dtype="<f4").tobytes() for flat in table.column("flat").to_numpy(zero_copy_only=False)]
+        track_ids = table.column("track_id").to_pylist()
+        model_ids = table.column("model_id").to_pylist()
+        packed = pa.table({
+            "key": [f"{t}:{m}" for t, m in zip(track_ids, model_ids)],
+            "track_id": track_ids,
+            "model_id": model_ids,
+            "dim": table.column("dim").cast(pa.int32()),
+            "starts_s": table.column("starts_s"),
+            "ends_s": table.column("ends_s"),
+            "embeddings": pa.array(blobs, type=pa.binary()),
+        })
+        conn.register("packed_windows", packed)
+        try:
+            conn.execute("INSERT INTO window_sets SELECT * FROM packed_windows")
+        finally:
+            conn.unregister("packed_windows")
+
+
+def _window_sets(conn) -> None:
+    conn.execute(WINDOW_SETS_SQL)
+    window_sets_from_rows(conn, "window_embeddings")
+    conn.execute("DROP TABLE window_embeddings")
+
+
+MIGRATIONS.append(("0003_window_sets", _window_sets))

@@ -81,14 +81,21 @@ class _Vectors:
 
     def append(self, table) -> None:
         """Add rows from an arrow table with track_id, embedding, window_count, duration, tempo, format."""
-        n = table.num_rows
+        if table.num_rows == 0:
+            return
+        self.append_rows(table.column("track_id").to_pylist(), embedding_matrix(table),
+                         windows=_numbers(table, "window_count"), duration=_numbers(table, "duration"),
+                         tempo=_numbers(table, "tempo"),
+                         formats=table.column("format").to_numpy(zero_copy_only=False))
+
+    def append_rows(self, new_ids: list[str], block: np.ndarray, *, windows, duration, tempo, formats) -> None:
+        """Add rows (a row for an id already present replaces it); tempo NaN when unknown."""
+        n = len(new_ids)
         if n == 0:
             return
-        block = embedding_matrix(table)
         if block.shape[1] != self.dim:
             raise EngineError(f"stored embeddings have {block.shape[1]} dimensions, the model {self.dim}.",
                               hint="Run 'python -m engine reembed'.", title="Embedding size mismatch")
-        new_ids = table.column("track_id").to_pylist()
         start = len(self.ids)
         for offset, track_id in enumerate(new_ids):
             old = self.row_of.get(track_id)
@@ -101,10 +108,10 @@ class _Vectors:
         self.coarse = _grow(self.coarse, start + n)
         self.coarse[start : start + n] = block
         self.alive = np.concatenate([self.alive[:start], np.ones(n, dtype=bool)])
-        self.duration = np.concatenate([self.duration[:start], _numbers(table, "duration")])
-        self.tempo = np.concatenate([self.tempo[:start], _numbers(table, "tempo")])
-        self.windows = np.concatenate([self.windows[:start], _numbers(table, "window_count")])
-        self.format = np.concatenate([self.format[:start], table.column("format").to_numpy(zero_copy_only=False)])
+        self.duration = np.concatenate([self.duration[:start], np.asarray(duration, dtype=np.float64)])
+        self.tempo = np.concatenate([self.tempo[:start], np.asarray(tempo, dtype=np.float64)])
+        self.windows = np.concatenate([self.windows[:start], np.asarray(windows, dtype=np.float64)])
+        self.format = np.concatenate([self.format[:start], np.asarray(formats, dtype=object)])
 
     def remove(self, track_id: str) -> None:
         row = self.row_of.pop(track_id, None)
@@ -148,18 +155,49 @@ class VectorIndex:
         # Callers hold self._lock: the arrays change in place here, so no scan
         # may run while they do.
         changes = self.store.changes_since(self._revision)
-        if self._vectors is None or any(kind == "reload" for _, kind, _ in changes):
+        if self._vectors is None or any(change.kind == "reload" for change in changes):
             self._revision = self.store.revision  # read first: later changes replay next time
             vectors = _Vectors(self.dim)
             vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
             self._vectors = vectors
         elif changes:
-            self._revision = changes[-1][0]
-            touched = list(dict.fromkeys(track_id for _, _, track_id in changes))
-            for track_id in touched:
-                self._vectors.remove(track_id)
-            self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, touched))
+            self._revision = changes[-1].revision
+            self._replay(changes)
         return self._vectors
+
+    def _replay(self, changes) -> None:
+        """Apply journal changes in order. Embeddings written in this process come with
+        their change; only the tracks' filter columns are read back, by primary key."""
+        fresh: dict[str, object] = {}  # track id -> Embedded of this model, to add
+        unknown: list[str] = []  # to read back from the store
+        for change in changes:
+            embedded = change.embedded
+            if change.kind == "delete" or (change.kind == "add" and embedded is None):
+                self._vectors.remove(change.track_id)  # a new track has no embedding yet
+                fresh.pop(change.track_id, None)
+            elif embedded is None:
+                unknown.append(change.track_id)
+            elif embedded.model_id == self.model_id and embedded.pipeline_version == PIPELINE_VERSION:
+                fresh[change.track_id] = embedded
+            # else: another model's embedding; this model's row, if any, is unchanged
+        if unknown:
+            unknown = list(dict.fromkeys(t for t in unknown if t not in fresh))
+            for track_id in unknown:
+                self._vectors.remove(track_id)
+            self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, unknown))
+        if fresh:
+            tracks = self.store.get_tracks(list(fresh))
+            ids = [track_id for track_id in fresh if track_id in tracks]  # deleted meanwhile: skipped
+            for track_id in fresh:
+                self._vectors.remove(track_id)
+            if ids:
+                self._vectors.append_rows(
+                    ids, np.stack([fresh[t].vector for t in ids]),
+                    windows=[fresh[t].window_count for t in ids],
+                    duration=[tracks[t]["duration"] for t in ids],
+                    tempo=[np.nan if tracks[t]["tempo"] is None else tracks[t]["tempo"] for t in ids],
+                    formats=[tracks[t]["format"] for t in ids],
+                )
 
     def vector_of(self, track_id: str) -> np.ndarray | None:
         with self._lock:
@@ -227,21 +265,17 @@ def embedding_matrix(table) -> np.ndarray:
     return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
 
 
-def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list[str]) -> dict[str, tuple[float, float, float]]:
-    """For each track, the window most similar to ``query``: (score, start_s, end_s)."""
-    if not track_ids:
+def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list[str] | None) -> dict[str, tuple[float, float, float]]:
+    """For each track (all when ``track_ids`` is None), its window most similar to ``query``:
+    (score, start_s, end_s); the earliest window wins a tie."""
+    if track_ids is not None and not track_ids:
         return {}
-    table = store.window_table(model_id, track_ids)
-    if table.num_rows == 0:
-        return {}
-    scores = embedding_matrix(table) @ query.astype(np.float32)
-    ids = table.column("track_id").to_pylist()
-    starts = table.column("start_s").to_pylist()
-    ends = table.column("end_s").to_pylist()
+    query = np.ascontiguousarray(query, dtype=np.float32)
     best: dict[str, tuple[float, float, float]] = {}
-    for i, track_id in enumerate(ids):
-        if track_id not in best or scores[i] > best[track_id][0]:
-            best[track_id] = (float(scores[i]), starts[i], ends[i])
+    for track_id, windows in store.windows(model_id, track_ids).items():
+        scores = windows.embeddings @ query
+        i = int(np.argmax(scores))
+        best[track_id] = (float(scores[i]), windows.starts_s[i], windows.ends_s[i])
     return best
 
 

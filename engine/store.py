@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from engine.errors import LibraryLockedError, NotFoundError, StoreError, first_line
 from engine.features import FEATURE_VERSION, Features
@@ -61,11 +62,12 @@ class Store:
         self.audio_dir = self.data_dir / "audio"
         self.db_path = self.data_dir / "traum.duckdb"
         self._lock = threading.RLock()
-        # In-process change journal: (revision, kind, track_id). Search indexes
-        # replay it to stay in step with every add, delete and re-embed.
+        # In-process change journal of Change rows. Search indexes replay it to
+        # stay in step with every add, delete and re-embed; an embedding written
+        # travels with its change, so replaying it reads nothing back.
         # Enough on its own because DuckDB gives one process the file.
         self.revision = 0
-        self._changes: list[tuple[int, str, str]] = []
+        self._changes: list[Change] = []
         try:
             self.audio_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -128,10 +130,10 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    def _journal(self, kind: str, track_id: str) -> None:
+    def _journal(self, kind: str, track_id: str, embedded: Embedded | None = None) -> None:
         with self._lock:
             self.revision += 1
-            self._changes.append((self.revision, kind, track_id))
+            self._changes.append(Change(self.revision, kind, track_id, embedded))
             if len(self._changes) > JOURNAL_LIMIT:
                 del self._changes[: len(self._changes) - JOURNAL_LIMIT // 2]
 
@@ -139,15 +141,15 @@ class Store:
         """After a bulk change (import), make every index rebuild from scratch."""
         with self._lock:
             self.revision += 1
-            self._changes.append((self.revision, "reload", "*"))
+            self._changes.append(Change(self.revision, "reload", "*"))
 
-    def changes_since(self, revision: int) -> list[tuple[int, str, str]]:
+    def changes_since(self, revision: int) -> list[Change]:
         with self._lock:
             if revision >= self.revision:
                 return []
-            if not self._changes or revision < self._changes[0][0] - 1:  # trimmed away: start over
-                return [(self.revision, "reload", "*")]
-            first = bisect.bisect_right(self._changes, revision, key=lambda change: change[0])
+            if not self._changes or revision < self._changes[0].revision - 1:  # trimmed away: start over
+                return [Change(self.revision, "reload", "*")]
+            first = bisect.bisect_right(self._changes, revision, key=lambda change: change.revision)
             return self._changes[first:]
 
     def _query(self, action: str, sql: str, params=()) -> list[dict]:
@@ -169,11 +171,14 @@ class Store:
                 " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
             )
             applied = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations").fetchall()}
-        for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+        for version, (name, step) in enumerate(MIGRATIONS, start=1):
             if name in applied:
                 continue
             with self.transaction(f"apply migration {name}") as conn:
-                conn.execute(sql)
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
                 conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
 
     def applied_migrations(self) -> list[str]:
@@ -245,7 +250,7 @@ class Store:
             if placed is not None:
                 placed.unlink(missing_ok=True)
             raise
-        self._journal("add", record.id)
+        self._journal("add", record.id, getattr(extra_writes, "embedded", None))
         return True
 
     def get_track(self, track_id: str) -> dict:
@@ -372,25 +377,25 @@ class Store:
         ``vectors`` has ``track`` (D,), ``windows`` (n, D), ``starts_s`` and
         ``ends_s``. Any earlier rows of this model for the track are replaced.
         """
+        windows = np.ascontiguousarray(vectors.windows, dtype="<f4")
 
         def write(conn) -> None:
-            conn.execute("DELETE FROM window_embeddings WHERE track_id = ? AND model_id = ?", [track_id, model_id])
+            conn.execute("DELETE FROM window_sets WHERE key = ?", [window_key(track_id, model_id)])
             conn.execute("DELETE FROM track_embeddings WHERE track_id = ? AND model_id = ?", [track_id, model_id])
             conn.execute("DELETE FROM embedding_errors WHERE track_id = ?", [track_id])
             conn.execute(
                 "INSERT INTO track_embeddings (track_id, model_id, pipeline_version, embedding, window_count)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [track_id, model_id, pipeline_version, vectors.track.tolist(), len(vectors.windows)],
+                [track_id, model_id, pipeline_version, vectors.track.tolist(), len(windows)],
             )
-            conn.executemany(
-                "INSERT INTO window_embeddings (track_id, model_id, window_index, start_s, end_s, embedding)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    [track_id, model_id, i, float(start), float(end), row.tolist()]
-                    for i, (start, end, row) in enumerate(zip(vectors.starts_s, vectors.ends_s, vectors.windows))
-                ],
+            conn.execute(
+                "INSERT INTO window_sets (key, track_id, model_id, dim, starts_s, ends_s, embeddings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [window_key(track_id, model_id), track_id, model_id, windows.shape[1],
+                 [float(x) for x in vectors.starts_s], [float(x) for x in vectors.ends_s], windows.tobytes()],
             )
 
+        write.embedded = Embedded(model_id, pipeline_version, np.array(vectors.track, dtype=np.float32), len(windows))
         return write
 
     def save_embeddings(self, track_id: str, vectors, model_id: str, pipeline_version: int) -> bool:
@@ -398,8 +403,9 @@ class Store:
         with self.transaction("save embeddings") as conn:
             if not conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone():
                 return False
-            self.embedding_writes(track_id, vectors, model_id, pipeline_version)(conn)
-        self._journal("embed", track_id)
+            write = self.embedding_writes(track_id, vectors, model_id, pipeline_version)
+            write(conn)
+        self._journal("embed", track_id, write.embedded)
         return True
 
     def embedding_error_writes(self, track_id: str, model_id: str | None, message: str):
@@ -458,16 +464,24 @@ class Store:
         with self._lock, self._errors("read embeddings"):
             return self._conn.execute(sql, params).to_arrow_table()
 
-    def window_table(self, model_id: str, track_ids: list[str] | None = None):
-        """Window embeddings (track_id, window_index, start_s, end_s, embedding) as a pyarrow table."""
-        sql = "SELECT track_id, window_index, start_s, end_s, embedding FROM window_embeddings WHERE model_id = ?"
-        params: list = [model_id]
-        if track_ids is not None:
-            in_list, values = _id_list(track_ids)
-            sql += f" AND track_id IN {in_list}"
-            params += values
+    def windows(self, model_id: str, track_ids: list[str] | None = None) -> dict[str, WindowSet]:
+        """Each track's window embeddings from this model (all tracks when ``track_ids`` is None)."""
+        sql = "SELECT track_id, starts_s, ends_s, dim, embeddings FROM window_sets"
+        wanted = None
+        if track_ids is None or len(track_ids) > WINDOW_KEY_LOOKUP_LIMIT:
+            # Many ids: one scan of this model's rows beats thousands of key lookups.
+            sql, params = sql + " WHERE model_id = ?", [model_id]
+            wanted = None if track_ids is None else set(track_ids)
+        else:
+            in_list, params = _id_list([window_key(track_id, model_id) for track_id in track_ids])
+            sql += f" WHERE key IN {in_list}"
         with self._lock, self._errors("read window embeddings"):
-            return self._conn.execute(sql + " ORDER BY track_id, window_index", params).to_arrow_table()
+            rows = self._conn.execute(sql, params).fetchall()
+        return {
+            track_id: WindowSet(starts, ends, np.frombuffer(blob, dtype="<f4").reshape(len(starts), dim))
+            for track_id, starts, ends, dim, blob in rows
+            if wanted is None or track_id in wanted
+        }
 
     def get_tracks(self, track_ids: list[str]) -> dict[str, dict]:
         if not track_ids:
@@ -563,12 +577,44 @@ def _track_filters(filename, formats, min_tempo, max_tempo, min_duration, max_du
     return " AND ".join(clauses), params
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """What an embedding write stored: enough for a search index to take the track in."""
+
+    model_id: str
+    pipeline_version: int
+    vector: np.ndarray  # float32 (D,)
+    window_count: int
+
+
+@dataclass(frozen=True)
+class Change:
+    revision: int
+    kind: str  # add, delete, embed, reload
+    track_id: str
+    embedded: Embedded | None = None  # add and embed: the embedding written with the change, if any
+
+
+def window_key(track_id: str, model_id: str) -> str:
+    """window_sets' one-column key: DuckDB looks single-column keys up through their index."""
+    return f"{track_id}:{model_id}"
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    starts_s: list[float]
+    ends_s: list[float]
+    embeddings: np.ndarray  # float32 (len(starts_s), D), read-only
+
+
 _OPEN: dict[str, weakref.ref] = {}
 _OPEN_LOCK = threading.Lock()
 JOURNAL_LIMIT = 50_000  # changes kept in memory; an index further behind rebuilds
 
+WINDOW_KEY_LOOKUP_LIMIT = 1000
+
 _TRACK_TABLES = [
-    ("window_embeddings", "track_id"),
+    ("window_sets", "track_id"),
     ("track_embeddings", "track_id"),
     ("embedding_errors", "track_id"),
     ("features", "track_id"),

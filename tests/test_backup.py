@@ -9,7 +9,7 @@ from engine.library import Library
 from tests.fixtures_audio import sine, white_noise, write_audio
 from tests.fixtures_fake import FakeEmbedder
 
-TABLES_WITH_ROWS = ("tracks", "features", "sources", "track_embeddings", "window_embeddings", "jobs")
+TABLES_WITH_ROWS = ("tracks", "features", "sources", "track_embeddings", "window_sets", "jobs")
 
 
 def rows(library, table):
@@ -97,3 +97,36 @@ def test_a_damaged_export_is_a_clear_error(tmp_path):
     (tmp_path / "backup" / "manifest.json").write_text("{not json")
     with pytest.raises(EngineError, match="not a readable export"):
         import_library(Store(tmp_path / "b"), tmp_path / "backup")
+
+
+def test_an_export_from_before_window_sets_imports_every_window(tmp_path, audio_dir):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fake = FakeEmbedder()
+    source = Library(Settings(data_dir=tmp_path / "a"), embedder_provider=lambda: fake)
+    write_audio(tmp_path / "in" / "long.wav", np.concatenate([white_noise(10), sine(440, 10, amplitude=0.5)]), 44_100)
+    source.ingest([tmp_path / "in" / "long.wav", audio_dir / "sine440.wav"])
+    query = dict(text="440 Hz", limit=10, segments=True)
+    expected = [(h.id, round(h.score, 6), h.segment_start) for h in source.search(**query)]
+    source.store.close()
+    backup = tmp_path / "backup"
+    assert main(["export", str(backup), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
+    # Rewrite it as the older layout: one row per window, and no 0003 in the manifest.
+    old_rows = []
+    for row in pq.read_table(backup / "window_sets.parquet").to_pylist():
+        matrix = np.frombuffer(row["embeddings"], dtype="<f4").reshape(len(row["starts_s"]), row["dim"])
+        old_rows += [dict(track_id=row["track_id"], model_id=row["model_id"], window_index=i, start_s=start,
+                          end_s=end, embedding=vector.tolist())
+                     for i, (start, end, vector) in enumerate(zip(row["starts_s"], row["ends_s"], matrix))]
+    (backup / "window_sets.parquet").unlink()
+    pq.write_table(pa.Table.from_pylist(old_rows), backup / "window_embeddings.parquet")
+    manifest = json.loads((backup / "manifest.json").read_text())
+    manifest["migrations"] = [m for m in manifest["migrations"] if m != "0003_window_sets"]
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+
+    assert main(["import", str(backup), "--data-dir", str(tmp_path / "b"), "--json"]) == 0
+    with Library(Settings(data_dir=tmp_path / "b"), embedder_provider=lambda: fake) as restored:
+        assert [(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)] == expected
+        assert len(restored.store.windows(fake.model_id)) == 2

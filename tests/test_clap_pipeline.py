@@ -61,9 +61,12 @@ def test_windows_and_segment_starts_are_stored(clap_library, tmp_path):
     signal = np.concatenate([white_noise(10, rate), sine(440, 10, rate), click_track(150, 5, rate)])
     path = write_audio(tmp_path / "long.wav", signal, rate)
     [result] = clap_library.ingest([path])
-    windows = clap_library.store.window_table(clap_library.ingestor.embedder_provider().model_id, [result.track_id])
-    assert windows.column("start_s").to_pylist() == [0.0, 10.0, 15.0]
-    assert windows.column("end_s").to_pylist() == [10.0, 20.0, 25.0]
+    model_id = clap_library.ingestor.embedder_provider().model_id
+    windows = clap_library.store.windows(model_id, [result.track_id])[result.track_id]
+    assert windows.starts_s == [0.0, 10.0, 15.0]
+    assert windows.ends_s == [10.0, 20.0, 25.0]
+    assert windows.embeddings.shape == (3, clap_library.ingestor.embedder_provider().dim)
+    assert windows.embeddings.dtype == np.float32
     # The middle 10 s, cut out and searched on its own, finds its own window.
     clip = write_audio(tmp_path / "clip.wav", signal[10 * rate : 20 * rate], rate)
     [hit] = clap_library.search(audio_path=clip, limit=1, segments=True)

@@ -233,8 +233,8 @@ def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path, tiny_clap_di
         assert count("SELECT count(*) AS n FROM features") == tracks
         # Every track is whole: embedded with its windows; no window or vector without its track.
         assert count("SELECT count(*) AS n FROM track_embeddings") == tracks
-        assert count("SELECT count(DISTINCT track_id) AS n FROM window_embeddings") == tracks
-        assert count("SELECT count(*) AS n FROM window_embeddings w"
+        assert count("SELECT count(DISTINCT track_id) AS n FROM window_sets") == tracks
+        assert count("SELECT count(*) AS n FROM window_sets w"
                      " WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = w.track_id)") == 0
         assert count("SELECT count(*) AS n FROM features f"
                      " WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.id = f.track_id)") == 0

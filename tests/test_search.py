@@ -275,3 +275,33 @@ def test_prepare_search_loads_the_index_before_the_first_query(indexed):
     library.prepare_search()
     vectors = library._index._vectors
     assert vectors is not None and set(vectors.row_of) == set(ids.values())
+
+
+def test_replaying_in_process_writes_matches_a_fresh_load_without_reading_vectors(fake_library, tmp_path,
+                                                                                  monkeypatch):
+    from engine.search import VectorIndex
+
+    write_audio(tmp_path / "a.wav", sine(200, 2), 44_100)
+    fake_library.ingest([tmp_path / "a.wav"])
+    fake_library.search(text="200 Hz")  # loads the index
+    reads = []
+    real_read = fake_library.store.embedding_table
+    monkeypatch.setattr(fake_library.store, "embedding_table", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    for i, freq in enumerate((300, 3_000, 5_000)):
+        write_audio(tmp_path / f"new{i}.wav", np.concatenate([sine(freq, 12), white_noise(3)]), 44_100)
+    added = fake_library.ingest([tmp_path / f"new{i}.wav" for i in range(3)])
+    fake_library.delete(added[0].track_id)
+    fake_library.reembed()  # nothing pending: a no-op
+    hits = fake_library.search(text="5 kHz", limit=10)
+    assert reads == []  # every change came with its vector
+
+    replayed = fake_library._index.sync()
+    fresh = VectorIndex(fake_library.store, fake_library._index.model_id, fake_library._index.dim).sync()
+
+    def rows(vectors):
+        return {track_id: (vectors.matrix[row].tolist(), vectors.duration[row], vectors.windows[row],
+                           vectors.format[row], None if np.isnan(vectors.tempo[row]) else vectors.tempo[row])
+                for track_id, row in vectors.row_of.items()}
+
+    assert rows(replayed) == rows(fresh)
+    assert len(fresh.row_of) == 3 and names(hits)[0] == "new2.wav"

@@ -40,6 +40,56 @@ def test_reopening_keeps_data_and_applies_only_new_migrations(tmp_path, monkeypa
     assert store.applied_migrations().count("9999_add_test_column") == 1
 
 
+def test_window_rows_of_an_older_library_are_packed_into_window_sets(tmp_path, monkeypatch):
+    """A library made before 0003 (one row per window) opens with every window intact."""
+    import numpy as np
+
+    monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS[:2])
+    store = Store(tmp_path)
+    rng = np.random.default_rng(0)
+    windows = {tid: rng.standard_normal((n, 4)).astype(np.float32) for tid, n in (("a" * 64, 3), ("b" * 64, 1))}
+    with store.transaction("old rows") as conn:
+        for track_id, rows in windows.items():
+            for model_id in ("m1", "m2"):
+                for i, row in enumerate(rows):
+                    conn.execute("INSERT INTO window_embeddings VALUES (?, ?, ?, ?, ?, ?)",
+                                 [track_id, model_id, i, 10.0 * i, 10.0 * i + 10, (row + (model_id == "m2")).tolist()])
+    store.close()
+    monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS)
+    store = Store(tmp_path)
+    assert store.applied_migrations()[-1] == "0003_window_sets"
+    got = store.windows("m2")
+    assert sorted(got) == sorted(windows)
+    for track_id, rows in windows.items():
+        assert np.array_equal(got[track_id].embeddings, rows + 1)
+        assert got[track_id].starts_s == [10.0 * i for i in range(len(rows))]
+        assert got[track_id].ends_s == [10.0 * i + 10 for i in range(len(rows))]
+    assert np.array_equal(store.windows("m1", ["a" * 64])["a" * 64].embeddings, windows["a" * 64])
+    assert "window_embeddings" not in {r[0] for r in store._conn.execute("SHOW TABLES").fetchall()}
+
+
+def test_window_lookups_by_key_and_by_scan_agree(tmp_path, monkeypatch):
+    import numpy as np
+
+    from engine.vectors import TrackVectors
+
+    store = Store(tmp_path)
+    rng = np.random.default_rng(1)
+    ids = [f"{i:064x}" for i in range(5)]
+    for n, track_id in enumerate(ids, start=1):
+        store.add_track(record(track_id), FEATURES)
+        rows = rng.standard_normal((n, 8)).astype(np.float32)
+        store.save_embeddings(track_id, TrackVectors(rows[0], rows, [float(i) for i in range(n)],
+                                                     [i + 10.0 for i in range(n)]), "m", 1)
+    by_key = store.windows("m", ids[1:4])
+    monkeypatch.setattr("engine.store.WINDOW_KEY_LOOKUP_LIMIT", 2)
+    by_scan = store.windows("m", ids[1:4])
+    assert sorted(by_key) == sorted(by_scan) == sorted(ids[1:4])
+    for track_id in ids[1:4]:
+        assert np.array_equal(by_key[track_id].embeddings, by_scan[track_id].embeddings)
+    assert store.windows("other model", ids) == {}
+
+
 def test_duplicate_id_is_not_inserted_twice(tmp_path):
     store = Store(tmp_path)
     assert store.add_track(record(), FEATURES) is True
