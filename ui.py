@@ -63,9 +63,12 @@ def library() -> Library:
 
 
 def _warm_model(lib: Library) -> None:
-    # plotly.express takes most of a second to import: do it before anyone opens Analytics.
-    import plotly.express  # noqa: F401
-
+    try:
+        # Importing plotly and drawing the figures take most of a second: do it
+        # before anyone opens Analytics.
+        chart_figures(lib.store.revision, lib)
+    except EngineError:
+        pass
     try:
         lib.prepare_search()
     except EngineError:
@@ -77,22 +80,43 @@ def worker() -> IngestWorker:
     return IngestWorker(library().ingestor)
 
 
-def revision() -> int:
-    return library().store.revision
+def charts() -> dict | None:
+    """The analytics figures of the library as it is now (None for an empty library): tempo
+    (None when no track has a pulse), centroid, duration, loudness and scatter."""
+    lib = library()
+    return chart_figures(lib.store.revision, lib)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def charts(revision: int) -> dict:
-    """Every analytics frame for one library revision."""
-    store = library().store
+def chart_figures(revision: int, _lib: Library) -> dict | None:
+    """charts() for one library revision; ``_lib`` is left out of the cache key."""
+    import plotly.express as px
+
+    store = _lib.store
+    duration = analytics.duration_histogram(store)
+    if duration["count"].sum() == 0:
+        return None
+    tempo = analytics.tempo_histogram(store)
     kind, scatter = analytics.tempo_vs_centroid(store)
+    labels = {"tempo": "BPM", "spectral_centroid": "Hz"}
+    if scatter.empty:
+        scatter_figure = None
+    elif kind == "points":
+        scatter_figure = px.scatter(scatter, x="tempo", y="spectral_centroid", hover_name="filename",
+                                    title="Tempo vs spectral centroid", labels=labels)
+    else:
+        scatter_figure = px.density_heatmap(scatter, x="tempo", y="spectral_centroid", z="count", histfunc="sum",
+                                            nbinsx=40, nbinsy=48, title="Tempo vs spectral centroid (tracks per cell)",
+                                            labels=labels)
     return {
-        "tempo": analytics.tempo_histogram(store),
-        "centroid": analytics.centroid_histogram(store),
-        "duration": analytics.duration_histogram(store),
-        "loudness": analytics.loudness_histogram(store),
-        "scatter_kind": kind,
-        "scatter": scatter,
+        "tempo": None if tempo.empty else histogram(tempo, bin_width=analytics.TEMPO_BIN_BPM, title="Tempo",
+                                                    unit="BPM"),
+        "centroid": histogram(analytics.centroid_histogram(store), bin_width=analytics.CENTROID_BIN_HZ,
+                              title="Spectral centroid (brightness)", unit="Hz"),
+        "duration": px.bar(duration, x="band", y="count", title="Duration", labels={"band": "", "count": "tracks"}),
+        "loudness": histogram(analytics.loudness_histogram(store), bin_width=analytics.LOUDNESS_BIN_DB,
+                              title="RMS level", unit="dBFS"),
+        "scatter": scatter_figure,
     }
 
 

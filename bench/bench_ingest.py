@@ -44,7 +44,7 @@ with Library(settings) as library:
     started = time.perf_counter()
     results = library.ingest([Path({folder!r})])
     wall = time.perf_counter() - started
-    windows = library.store.frame("count", "SELECT count(*) AS n FROM window_embeddings")["n"][0]
+    windows = library.store.frame("count", "SELECT sum(len(starts_s)) AS n FROM window_sets")["n"][0]
     pending = library.store.count_pending(embedder.model_id, 1)
 print(json.dumps({{"wall_s": wall, "load_s": load_s, "windows": int(windows), "pending": int(pending),
                   "statuses": sorted(r.status for r in results), "peak_mb": hwm(),

@@ -22,7 +22,7 @@ def app(tmp_path, monkeypatch, tiny_clap_dir):
         ui.settings.clear()
         ui.library.clear()
         ui.worker.clear()
-        ui.charts.clear()
+        ui.chart_figures.clear()
         reset_embedders()
 
     clear()
