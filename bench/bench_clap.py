@@ -241,10 +241,34 @@ def worker(model_dir: str, precision: str, threads: int, embeddings_out: str) ->
     for p in PROMPTS:
         e.embed_text([p])
     result["text_cached_us"] = round((time.perf_counter() - t0) * 1e6 / len(PROMPTS), 1)
+    result.update(compute_bound(e, precision))
     result["peak_rss_mb"] = round(peak_rss_mb(), 0)
     result["rss_end"] = rss_split_mb()
     result["loadavg_end"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def compute_bound(e, precision: str) -> dict:
+    """What one window costs in arithmetic, and the fastest this CPU multiplies matrices
+    in this precision: together, the floor under the model's time per window."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    features = e._prepare_audio(varied_windows(1))
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        e._forward_audio(features)
+    a, b = torch.randn(8192, 1024, dtype=dtype), torch.randn(1024, 4096, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    gflop = counter.get_total_flops() / 1e9
+    peak = 2 * 8192 * 1024 * 4096 / best / 1e9
+    return {"gflop_per_window": round(gflop, 1), "matmul_peak_gflops": round(peak, 0),
+            "matmul_floor_ms_per_window": round(gflop / peak * 1000, 1)}
 
 
 # --------------------------------------------------------------------------- main
@@ -315,6 +339,9 @@ def main() -> None:
         ("text prompt ms p95", f["text_ms_p95"], h["text_ms_p95"]),
         ("text prompt ms min", f["text_ms_min"], h["text_ms_min"]),
         ("text prompt, cached (µs)", f["text_cached_us"], h["text_cached_us"]),
+        ("GFLOP per window (audio tower)", f["gflop_per_window"], h["gflop_per_window"]),
+        ("matrix product peak (GFLOP/s)", f["matmul_peak_gflops"], h["matmul_peak_gflops"]),
+        ("  floor: ms per window at that peak", f["matmul_floor_ms_per_window"], h["matmul_floor_ms_per_window"]),
         ("peak RSS (MB)", f["peak_rss_mb"], h["peak_rss_mb"]),
         ("RSS at end: anon / file-backed (MB)", split(f), split(h)),
         ("load average during run", f"{f['loadavg_start']}-{f['loadavg_end']}",
