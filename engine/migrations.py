@@ -125,8 +125,8 @@ def window_sets_from_rows(conn, relation: str) -> None:
     import numpy as np
     import pyarrow as pa
 
-    groups = [row[0] for row in conn.execute(f"SELECT DISTINCT substr(track_id, 1, 1) FROM {relation}").fetchall()]  # noqa: S608
-    for group in groups:
+    groups = conn.execute(f"SELECT DISTINCT substr(track_id, 1, 1) FROM {relation}").fetchall()  # noqa: S608
+    for (group,) in groups:
         table = conn.execute(
             "SELECT track_id, model_id, list(start_s ORDER BY window_index) AS starts_s,"
             " list(end_s ORDER BY window_index) AS ends_s, flatten(list(embedding ORDER BY window_index)) AS flat,"
@@ -136,7 +136,8 @@ def window_sets_from_rows(conn, relation: str) -> None:
         ).to_arrow_table()
         if table.num_rows == 0:
             continue
-        blobs = [np.asarray(flat, dtype="<f4").tobytes() for flat in table.column("flat").to_numpy(zero_copy_only=False)]
+        flats = table.column("flat").to_numpy(zero_copy_only=False)
+        blobs = [np.asarray(flat, dtype="<f4").tobytes() for flat in flats]
         track_ids = table.column("track_id").to_pylist()
         model_ids = table.column("model_id").to_pylist()
         packed = pa.table({

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine.errors import EngineError
-from engine.store import Store
+from engine.store import Embedded, Store
 from engine.vectors import PIPELINE_VERSION
 
 DEFAULT_LIMIT = 20
@@ -168,7 +168,7 @@ class VectorIndex:
     def _replay(self, changes) -> None:
         """Apply journal changes in order. Embeddings written in this process come with
         their change; only the tracks' filter columns are read back, by primary key."""
-        fresh: dict[str, object] = {}  # track id -> Embedded of this model, to add
+        fresh: dict[str, Embedded] = {}  # track id -> this model's embedding, to add
         unknown: list[str] = []  # to read back from the store
         for change in changes:
             embedded = change.embedded
@@ -265,7 +265,8 @@ def embedding_matrix(table) -> np.ndarray:
     return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
 
 
-def best_windows(store: Store, model_id: str, query: np.ndarray, track_ids: list[str] | None) -> dict[str, tuple[float, float, float]]:
+def best_windows(store: Store, model_id: str, query: np.ndarray,
+                 track_ids: list[str] | None) -> dict[str, tuple[float, float, float]]:
     """For each track (all when ``track_ids`` is None), its window most similar to ``query``:
     (score, start_s, end_s); the earliest window wins a tie."""
     if track_ids is not None and not track_ids:
