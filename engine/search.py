@@ -187,8 +187,8 @@ class VectorIndex:
             self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, unknown))
         if fresh:
             tracks = self.store.get_tracks(list(fresh))
-            ids = [track_id for track_id in fresh if track_id in tracks]  # deleted meanwhile: skipped
-            for track_id in fresh:
+            ids = [track_id for track_id in fresh if track_id in tracks]
+            for track_id in fresh.keys() - tracks.keys():  # deleted meanwhile; append_rows replaces the rest
                 self._vectors.remove(track_id)
             if ids:
                 self._vectors.append_rows(
