@@ -9,6 +9,7 @@ a new upload shows up on the next render without a restart.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def _leave_legacy_pages_mode(*, from_app: bool) -> None:
 
 
 WARM_UP_DELAY_S = 2.0
+PRELOAD_DELAY_MS = 500  # after Home is drawn
 
 
 @st.cache_resource(show_spinner=False)
@@ -118,6 +120,44 @@ def chart_figures(revision: int, _lib: Library) -> dict | None:
                               title="RMS level", unit="dBFS"),
         "scatter": scatter_figure,
     }
+
+
+@functools.cache
+def _plotly_bundle() -> str | None:
+    """The file name of Streamlit's plotly chunk (it is named by a content hash), or None."""
+    found = sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
+    return found[0].name if found else None
+
+
+def preload_chart_library() -> None:
+    """Have the browser load Streamlit's plotly bundle while Home sits idle.
+
+    The first chart a browser draws makes it fetch, compile and run a 4.7 MB
+    module: one 0.8 s main-thread task, which was most of Analytics' 1.6 to
+    2.4 s. Run while Home is on screen, it costs nothing anyone waits for, and
+    the browser keeps the compiled code, so later visits skip it. Only Home
+    does this: on Search the same task would land between a prompt and its
+    hits. Nothing is injected when the chunk is not where this Streamlit keeps it.
+    """
+    bundle = _plotly_bundle()
+    if bundle is None:
+        return
+    # Resolved against the entry script's own URL, so any base path works, and the
+    # same URL as Streamlit's own lazy import, so the module is loaded once.
+    st.sidebar.html(f"""<script>
+(() => {{
+  const self = document.currentScript;
+  const entry = document.querySelector('script[type="module"][src*="static/js/index."]');
+  if (!self || !entry) return;
+  const load = () => {{
+    if (!self.isConnected || window.traumChartsPreloaded) return;  // Home was left, or done before
+    window.traumChartsPreloaded = true;
+    import(new URL({bundle!r}, entry.src).href).catch(() => {{}});
+  }};
+  setTimeout(() => window.requestIdleCallback ? requestIdleCallback(load, {{timeout: 3000}}) : load(),
+             {PRELOAD_DELAY_MS});
+}})();
+</script>""", unsafe_allow_javascript=True)
 
 
 def require_login(*, from_app: bool = False) -> None:

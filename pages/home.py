@@ -29,6 +29,7 @@ else:
     pending.metric("Pending embeddings", "…" if waiting is None else f"{waiting:,}",
                    help="Counted once the model has loaded." if waiting is None else None)
     st.caption("By format: " + ", ".join(f"{n:,} {fmt}" for fmt, n in stats["formats"].items()))
+    ui.preload_chart_library()  # so a first visit to Analytics only draws
 
 st.subheader("Search model")
 if model["loaded"]:

@@ -53,6 +53,24 @@ def test_home_empty_state(app):
     assert "library is empty" in at.info[0].value
 
 
+def test_home_preloads_the_chart_library_and_only_home(app, audio_dir):
+    import ui
+
+    # None would mean a Streamlit upgrade renamed its plotly chunk and the preload silently stopped.
+    bundle = ui._plotly_bundle()
+    assert bundle is not None and bundle.startswith("PlotlyChart.")
+    at = app()
+    assert not at.exception and not at.sidebar.html  # an empty library has no charts to prepare
+    populate(audio_dir)
+    at = app()
+    assert not at.exception
+    [script] = at.sidebar.html
+    assert repr(bundle) in script.proto.body and script.proto.unsafe_allow_javascript
+    for page in ("search", "library", "upload", "analytics"):
+        at = app(page)
+        assert not at.exception and not at.sidebar.html
+
+
 def test_home_counts_and_model_status(app, audio_dir):
     library = populate(audio_dir)
     get_embedder(library.settings)
