@@ -235,14 +235,14 @@ def open_library() -> Library:
         st.stop()
 
 
-def play(track_or_hit, *, start: float | None = None) -> None:
+def play(track_or_hit, *, start: float | None = None, autoplay: bool = False) -> None:
     """An audio player for a track or hit, starting at ``start`` seconds."""
     try:
         path = library().audio_path(track_or_hit) if isinstance(track_or_hit, dict) else Path(track_or_hit.path)
         if not path.is_file():
             st.warning(f"The file {path} is missing; it may have been moved or deleted.")
             return
-        st.audio(str(path), start_time=int(start or 0))
+        st.audio(str(path), start_time=int(start or 0), autoplay=autoplay)
     except Exception as error:  # Streamlit's media errors are not OSErrors; a player must not break the page
         st.warning(f"This file cannot be played: {error}")
 

@@ -127,6 +127,15 @@ def test_search_page_states_and_hits(app, audio_dir):
     assert not at.exception
     hits = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len(hits) == 6 and hits[0].startswith("**1. ")
+    # Players are made on request, one per Play pressed, and start playing.
+    assert not at.get("audio")
+    plays = [b for b in at.button if b.label.startswith("Play")]
+    assert len(plays) == 6
+    plays[1].click().run()
+    assert not at.exception
+    [player] = at.get("audio")
+    assert player.proto.autoplay
+    assert len([b for b in at.button if b.label.startswith("Play")]) == 5
     [first] = [b for b in at.button if b.label == "More like this"][:1]
     first.click().run()
     assert not at.exception

@@ -109,7 +109,12 @@ def test_upload_search_analytics_delete(page, server, audio_dir, tmp_path):
     prompt.fill("a clean sine tone")
     prompt.press("Enter")
     expect(page.get_by_text("1. ", exact=False).first).to_be_visible()
-    expect(page.locator("audio").first).to_be_attached()
+    players = page.locator("[data-testid=stAudio]")
+    expect(players).to_have_count(0)  # a player is made when asked for
+    page.get_by_role("button", name="Play").first.click()
+    expect(players).to_have_count(1)
+    page.wait_for_function("() => { const a = document.querySelector('[data-testid=stAudio]');"
+                           " return a && !a.paused && a.currentTime > 0; }", timeout=10_000)
 
     # Home has the browser load the chart library while it sits idle ...
     page.goto(server)
