@@ -253,6 +253,34 @@ def test_text_embedding_and_cache(tiny_clap_settings, monkeypatch):
         e.embed_text("a bare string")
 
 
+@pytest.mark.parametrize("runnable, expected", [(1, "all"), (2, "all"), (9, 1), (None, "all")])
+def test_prompts_run_on_one_thread_only_while_the_cpu_is_contended(tiny_clap_settings, monkeypatch, runnable,
+                                                                    expected):
+    import torch
+
+    e = get_embedder(tiny_clap_settings)
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("one intra-op thread already: nothing to reduce")
+    seen = []
+    original = e._embed_text_batch
+
+    def spy(texts):
+        seen.append(torch.get_num_threads())
+        return original(texts)
+
+    monkeypatch.setattr(e, "_embed_text_batch", spy)
+    monkeypatch.setattr(emb_mod, "_runnable_threads", lambda: runnable)
+    e.embed_text([f"a prompt seen while {runnable} threads were runnable"])
+    assert seen == [threads if expected == "all" else expected]
+    assert torch.get_num_threads() == threads  # restored for everything else
+
+
+def test_runnable_threads_reads_this_machine():
+    runnable = emb_mod._runnable_threads()
+    assert runnable is None or runnable >= 1  # at least this thread, where /proc exists
+
+
 def test_text_differs_between_prompts(tiny_clap_settings):
     out = get_embedder(tiny_clap_settings).embed_text(["a dog barking loudly", "orchestral strings and a choir"])
     assert float(out[0] @ out[1]) < 0.99
