@@ -70,7 +70,7 @@ if not hits:
 @st.fragment
 def show_hit(hit) -> None:
     with st.container(border=True):
-        head, play, more = st.columns([3, 4, 1])
+        head, play, more = st.columns([3, 3, 1.5])
         tempo_text = f"{hit.tempo:.1f} BPM" if hit.tempo else "no pulse"
         head.markdown(f"**{hit.rank}. {hit.filename}**  \nscore {hit.score:.3f} · "
                       f"{ui.format_duration(hit.duration)} · {tempo_text} · {hit.spectral_centroid or 0:.0f} Hz")
@@ -78,7 +78,8 @@ def show_hit(hit) -> None:
             if st.session_state.get(f"play-{hit.id}"):  # this run comes from its Play button
                 ui.play(hit, start=hit.segment_start, autoplay=True)
             else:
-                where = f" from {ui.format_duration(hit.segment_start)}" if hit.segment_start else ""
+                start = int(hit.segment_start or 0)
+                where = f" from {start // 60}:{start % 60:02d}" if start else ""
                 st.button(f"Play{where}", key=f"play-{hit.id}", icon=":material/play_arrow:",
                           help="Plays the best-matching 10 s segment onwards." if where else None)
         if more.button("More like this", key=f"like-{hit.id}"):

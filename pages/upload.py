@@ -18,7 +18,10 @@ st.session_state.setdefault("upload_batches", [])
 st.session_state.setdefault("uploader_key", 0)
 files = st.file_uploader("Audio files", type=extensions, accept_multiple_files=True,
                          key=f"uploader-{st.session_state.uploader_key}")
-if st.button("Import", type="primary", disabled=not files):
+# The count tells of files the browser refused (over the size limit): they are listed above
+# with their error but never reach the server, and the list is cleared once the rest is queued.
+label = f"Import {len(files)} file{'s' if len(files) != 1 else ''}" if files else "Import"
+if st.button(label, type="primary", disabled=not files):
     batch = uuid.uuid4().hex
     try:
         ui.worker().submit_uploads([(f.name, f) for f in files], batch_id=batch)  # streamed, not copied

@@ -102,6 +102,7 @@ def test_upload_good_and_bad_files(app, audio_dir):
         ("sine.wav", (audio_dir / "sine440.wav").read_bytes(), "audio/wav"),
         ("broken.wav", b"not audio at all", "audio/wav"),
     ]).run()
+    assert at.button[0].label == "Import 2 files"
     at.button[0].click().run()
     import ui
 
