@@ -65,27 +65,27 @@ if not hits:
     st.info("No matches." + (f" {pending:,} tracks are still waiting for embeddings." if pending else ""))
 
 
-# A player is made only when asked for: each one has Streamlit read the whole file into memory
-# (20 one-minute WAVs took 0.17 s and 212 MB on every search). A fragment, so Play redraws one hit.
-@st.fragment
-def show_hit(hit) -> None:
+def start_playing(track_id: str) -> None:
+    st.session_state.playing, st.session_state.play_now = track_id, True
+
+
+# One player at a time, made when asked for: Streamlit reads a player's whole file into memory
+# (twenty one-minute WAVs took 0.17 s and 212 MB on every search), and two previews at once are noise.
+for hit in hits:
     with st.container(border=True):
         head, play, more = st.columns([3, 3, 1.5])
         tempo_text = f"{hit.tempo:.1f} BPM" if hit.tempo else "no pulse"
         head.markdown(f"**{hit.rank}. {hit.filename}**  \nscore {hit.score:.3f} · "
                       f"{ui.format_duration(hit.duration)} · {tempo_text} · {hit.spectral_centroid or 0:.0f} Hz")
         with play:
-            if st.session_state.get(f"play-{hit.id}"):  # this run comes from its Play button
-                ui.play(hit, start=hit.segment_start, autoplay=True)
+            if st.session_state.get("playing") == hit.id:
+                # Starts by itself right after Play, not again on every later rerun.
+                ui.play(hit, start=hit.segment_start, autoplay=st.session_state.pop("play_now", False))
             else:
                 start = int(hit.segment_start or 0)
                 where = f" from {start // 60}:{start % 60:02d}" if start else ""
-                st.button(f"Play{where}", key=f"play-{hit.id}", icon=":material/play_arrow:",
-                          help="Plays the best-matching 10 s segment onwards." if where else None)
+                st.button(f"Play{where}", key=f"play-{hit.id}", icon=":material/play_arrow:", on_click=start_playing,
+                          args=(hit.id,), help="Plays the best-matching 10 s segment onwards." if where else None)
         if more.button("More like this", key=f"like-{hit.id}"):
             st.session_state.like = hit.id
             st.rerun()
-
-
-for hit in hits:
-    show_hit(hit)
