@@ -6,11 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine import __version__
 from engine.errors import EngineError, StoreError
-from engine.migrations import window_sets_from_rows
+from engine.migrations import insert_track_embeddings, window_sets_from_rows
 from engine.store import MANAGED_PATH, STORAGE_KINDS, Store
 
 # Fixed table names, in dependency order; never taken from input.
@@ -73,6 +74,9 @@ def import_library(store: Store, source: Path) -> dict:
                 if not path.is_file():
                     continue
                 data = pq.read_table(path)
+                if table == "track_embeddings" and pa.types.is_list(data.schema.field("embedding").type):
+                    insert_track_embeddings(conn, data)  # an export from before migration 0004
+                    continue
                 columns = ", ".join(f'"{name}"' for name in data.column_names if name.isidentifier())
                 conn.register("incoming", data)
                 try:

@@ -260,9 +260,20 @@ def _candidates(coarse: np.ndarray, query: np.ndarray, keep: np.ndarray, limit: 
 
 
 def embedding_matrix(table) -> np.ndarray:
-    """The ``embedding`` list column of an arrow table as a float32 (rows, D) matrix."""
-    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
+    """The ``embedding`` column of an arrow table (float32 little-endian bytes, one vector a row)
+    as a read-only float32 (rows, D) matrix over the same memory."""
+    import pyarrow as pa
+
+    column = table.column("embedding").combine_chunks()
+    offset_type = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+    offsets = np.frombuffer(column.buffers()[1], dtype=offset_type)[column.offset : column.offset + len(column) + 1]
+    sizes = np.diff(offsets)
+    if len(sizes) and ((sizes != sizes[0]).any() or sizes[0] % 4):
+        raise EngineError("the stored embeddings of one model differ in size.", hint="Run 'python -m engine reembed'.",
+                          title="Damaged embeddings")
+    data = np.frombuffer(column.buffers()[2], dtype="<f4", count=int(offsets[-1] - offsets[0]) // 4,
+                         offset=int(offsets[0]))
+    return data.reshape(len(column), -1)
 
 
 def best_windows(store: Store, model_id: str, query: np.ndarray,

@@ -388,9 +388,10 @@ class Store:
             conn.execute("DELETE FROM track_embeddings WHERE track_id = ? AND model_id = ?", [track_id, model_id])
             conn.execute("DELETE FROM embedding_errors WHERE track_id = ?", [track_id])
             conn.execute(
-                "INSERT INTO track_embeddings (track_id, model_id, pipeline_version, embedding, window_count)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [track_id, model_id, pipeline_version, vectors.track.tolist(), len(windows)],
+                "INSERT INTO track_embeddings (track_id, model_id, pipeline_version, dim, embedding, window_count)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [track_id, model_id, pipeline_version, windows.shape[1],
+                 np.ascontiguousarray(vectors.track, dtype="<f4").tobytes(), len(windows)],
             )
             conn.execute(
                 "INSERT INTO window_sets (key, track_id, model_id, dim, starts_s, ends_s, embeddings)"
@@ -646,7 +647,11 @@ def _finish_job(conn, job_id: str, status: str, message: str, track_id: str | No
 
 def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(db_path))
+        # No progress bar: DuckDB draws it on stdout during long statements (an upgrade of a
+        # large library), where the CLI's --json promises one JSON document and nothing else.
+        conn = duckdb.connect(str(db_path))
+        conn.execute("SET enable_progress_bar = false")
+        return conn
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise LibraryLockedError(

@@ -99,7 +99,7 @@ def test_a_damaged_export_is_a_clear_error(tmp_path):
         import_library(Store(tmp_path / "b"), tmp_path / "backup")
 
 
-def test_an_export_from_before_window_sets_imports_every_window(tmp_path, audio_dir):
+def test_an_export_from_before_window_sets_and_vector_bytes_imports_every_vector(tmp_path, audio_dir):
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -108,8 +108,8 @@ def test_an_export_from_before_window_sets_imports_every_window(tmp_path, audio_
     source = Library(Settings(data_dir=tmp_path / "a"), embedder_provider=lambda: fake)
     write_audio(tmp_path / "in" / "long.wav", np.concatenate([white_noise(10), sine(440, 10, amplitude=0.5)]), 44_100)
     source.ingest([tmp_path / "in" / "long.wav", audio_dir / "sine440.wav"])
-    query = dict(text="440 Hz", limit=10, segments=True)
-    expected = [(h.id, round(h.score, 6), h.segment_start) for h in source.search(**query)]
+    queries = [dict(text="440 Hz", limit=10, segments=True), dict(text="440 Hz", limit=10)]
+    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search(**query)] for query in queries]
     source.store.close()
     backup = tmp_path / "backup"
     assert main(["export", str(backup), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
@@ -122,11 +122,17 @@ def test_an_export_from_before_window_sets_imports_every_window(tmp_path, audio_
                      for i, (start, end, vector) in enumerate(zip(row["starts_s"], row["ends_s"], matrix))]
     (backup / "window_sets.parquet").unlink()
     pq.write_table(pa.Table.from_pylist(old_rows), backup / "window_embeddings.parquet")
+    # ... and track vectors as lists of floats, as before 0004.
+    old_tracks = [{**{k: v for k, v in row.items() if k != "dim"},
+                   "embedding": np.frombuffer(row["embedding"], dtype="<f4").tolist()}
+                  for row in pq.read_table(backup / "track_embeddings.parquet").to_pylist()]
+    pq.write_table(pa.Table.from_pylist(old_tracks), backup / "track_embeddings.parquet")
     manifest = json.loads((backup / "manifest.json").read_text())
-    manifest["migrations"] = [m for m in manifest["migrations"] if m != "0003_window_sets"]
+    manifest["migrations"] = [m for m in manifest["migrations"] if m not in ("0003_window_sets", "0004_embedding_bytes")]
     (backup / "manifest.json").write_text(json.dumps(manifest))
 
     assert main(["import", str(backup), "--data-dir", str(tmp_path / "b"), "--json"]) == 0
     with Library(Settings(data_dir=tmp_path / "b"), embedder_provider=lambda: fake) as restored:
-        assert [(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)] == expected
+        assert [[(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)]
+                for query in queries] == expected
         assert len(restored.store.windows(fake.model_id)) == 2

@@ -5,6 +5,7 @@ import pytest
 
 from engine.config import Settings
 from engine.library import Library
+from engine.search import embedding_matrix
 from tests.fixtures_audio import click_track, sine, white_noise, write_audio
 
 
@@ -16,7 +17,7 @@ def clap_library(tiny_clap_settings, fresh_embedders):
 
 def stored_vector(library, track_id):
     table = library.store.embedding_table(library.ingestor.embedder_provider().model_id, 1, [track_id])
-    return np.asarray(table.column("embedding").to_pylist()[0], dtype=np.float32)
+    return embedding_matrix(table)[0]
 
 
 def test_a_file_searched_by_itself_ranks_first(clap_library, audio_dir):

@@ -227,7 +227,7 @@ def _vectors_of(matrix: np.ndarray, durations: np.ndarray):
     vectors = _Vectors(matrix.shape[1])
     vectors.append(pa.table({
         "track_id": [f"t{i:05d}" for i in range(len(matrix))],
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1]),
+        "embedding": pa.array([row.astype("<f4").tobytes() for row in matrix], type=pa.binary()),
         "window_count": np.ones(len(matrix)),
         "duration": durations,
         "tempo": np.full(len(matrix), 120.0),

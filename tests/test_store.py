@@ -57,7 +57,7 @@ def test_window_rows_of_an_older_library_are_packed_into_window_sets(tmp_path, m
     store.close()
     monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS)
     store = Store(tmp_path)
-    assert store.applied_migrations()[-1] == "0003_window_sets"
+    assert "0003_window_sets" in store.applied_migrations()
     got = store.windows("m2")
     assert sorted(got) == sorted(windows)
     for track_id, rows in windows.items():
@@ -66,6 +66,38 @@ def test_window_rows_of_an_older_library_are_packed_into_window_sets(tmp_path, m
         assert got[track_id].ends_s == [10.0 * i + 10 for i in range(len(rows))]
     assert np.array_equal(store.windows("m1", ["a" * 64])["a" * 64].embeddings, windows["a" * 64])
     assert "window_embeddings" not in {r[0] for r in store._conn.execute("SHOW TABLES").fetchall()}
+
+
+def test_track_vectors_of_an_older_library_become_bytes_intact(tmp_path, monkeypatch):
+    """A library made before 0004 (vectors as FLOAT[] lists, two models of different widths) opens
+    with every vector bit for bit, and the search index loads them."""
+    import numpy as np
+
+    from engine.search import embedding_matrix
+
+    monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS[:3])
+    store = Store(tmp_path)
+    rng = np.random.default_rng(1)
+    ids = [c * 64 for c in "abcdef0123"]
+    vectors = {"m4": rng.standard_normal((len(ids), 4)).astype(np.float32),
+               "m7": rng.standard_normal((len(ids), 7)).astype(np.float32)}
+    with store.transaction("old rows") as conn:
+        for i, track_id in enumerate(ids):
+            conn.execute("INSERT INTO tracks (id, filename, storage, path, format, file_size, sample_rate, channels,"
+                         " duration, analysed_duration, truncated) VALUES (?, 'x.wav', 'referenced', ?, 'wav', 1,"
+                         " 44100, 1, 1.0, 1.0, false)", [track_id, f"/x/{i}.wav"])
+            for model_id, matrix in vectors.items():
+                conn.execute("INSERT INTO track_embeddings (track_id, model_id, pipeline_version, embedding,"
+                             " window_count) VALUES (?, ?, 1, ?, 1)", [track_id, model_id, matrix[i].tolist()])
+    store.close()
+    monkeypatch.setattr("engine.store.MIGRATIONS", migrations.MIGRATIONS)
+    store = Store(tmp_path)
+    assert store.applied_migrations()[-1] == "0004_embedding_bytes"
+    for model_id, matrix in vectors.items():
+        table = store.embedding_table(model_id, 1)
+        order = [ids.index(t) for t in table.column("track_id").to_pylist()]
+        assert np.array_equal(embedding_matrix(table), matrix[order])
+    assert "track_embeddings_lists" not in {r[0] for r in store._conn.execute("SHOW TABLES").fetchall()}
 
 
 def test_window_lookups_by_key_and_by_scan_agree(tmp_path, monkeypatch):
