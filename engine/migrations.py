@@ -118,11 +118,24 @@ WINDOW_SETS_SQL = """
 """
 
 
+def float32_bytes(vectors):
+    """A pyarrow list<float> column as (large_binary of float32 little-endian bytes, dims)."""
+    import numpy as np
+    import pyarrow as pa
+
+    vectors = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
+    offsets = np.asarray(vectors.offsets, dtype=np.int64)
+    flat = np.ascontiguousarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype="<f4")
+    sizes = np.diff(offsets)
+    data = pa.Array.from_buffers(pa.large_binary(), len(vectors),
+                                 [None, pa.py_buffer((offsets - offsets[0]) * 4), pa.py_buffer(flat)])
+    return data, pa.array(sizes.astype(np.int32))
+
+
 def window_sets_from_rows(conn, relation: str) -> None:
     """Pack per-window rows (track_id, model_id, window_index, start_s, end_s, embedding FLOAT[])
     read from ``relation`` into window_sets, a first-character group of track ids at a time
     so a large library is not held in memory at once."""
-    import numpy as np
     import pyarrow as pa
 
     groups = conn.execute(f"SELECT DISTINCT substr(track_id, 1, 1) FROM {relation}").fetchall()  # noqa: S608
@@ -136,8 +149,7 @@ def window_sets_from_rows(conn, relation: str) -> None:
         ).to_arrow_table()
         if table.num_rows == 0:
             continue
-        flats = table.column("flat").to_numpy(zero_copy_only=False)
-        blobs = [np.asarray(flat, dtype="<f4").tobytes() for flat in flats]
+        blobs, _ = float32_bytes(table.column("flat"))
         track_ids = table.column("track_id").to_pylist()
         model_ids = table.column("model_id").to_pylist()
         packed = pa.table({
@@ -147,7 +159,7 @@ def window_sets_from_rows(conn, relation: str) -> None:
             "dim": table.column("dim").cast(pa.int32()),
             "starts_s": table.column("starts_s"),
             "ends_s": table.column("ends_s"),
-            "embeddings": pa.array(blobs, type=pa.binary()),
+            "embeddings": blobs,
         })
         conn.register("packed_windows", packed)
         try:
@@ -181,20 +193,6 @@ TRACK_EMBEDDINGS_SQL = """
         PRIMARY KEY (track_id, model_id)
     );
 """
-
-
-def float32_bytes(vectors):
-    """A pyarrow list<float> column as (large_binary of float32 little-endian bytes, dims)."""
-    import numpy as np
-    import pyarrow as pa
-
-    vectors = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
-    offsets = np.asarray(vectors.offsets, dtype=np.int64)
-    flat = np.ascontiguousarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype="<f4")
-    sizes = np.diff(offsets)
-    data = pa.Array.from_buffers(pa.large_binary(), len(vectors),
-                                 [None, pa.py_buffer((offsets - offsets[0]) * 4), pa.py_buffer(flat)])
-    return data, pa.array(sizes.astype(np.int32))
 
 
 def insert_track_embeddings(conn, table) -> None:
