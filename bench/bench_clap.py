@@ -5,7 +5,7 @@ this builds the same architecture (HTSAT-base audio: patch_embeds_hidden_size
 128, depths [2, 2, 12, 2], heads [4, 8, 16, 32], hidden 1024, no fusion;
 RoBERTa-base text: 12 layers, hidden 768; projection 512) with random weights
 and the BatchNorm trick, saves it with save_pretrained, and measures it through
-the production path (engine.embeddings.get_embedder). Speed does not depend on
+the production path (engine.clap.get_embedder). Speed does not depend on
 the weights' values; the float32/bfloat16 agreement on random weights is only
 indicative.
 
@@ -182,7 +182,7 @@ def worker(model_dir: str, precision: str, threads: int, embeddings_out: str) ->
 
     torch.set_num_threads(threads)
     from engine.config import Settings
-    from engine.embeddings import get_embedder
+    from engine.clap import get_embedder
 
     result: dict = {"precision": precision, "threads": threads}
     rss_before = peak_rss_mb()
@@ -312,7 +312,7 @@ def main() -> None:
         report = {
             "model": "random-init ClapModel with the architecture of laion/larger_clap_music_and_speech",
             "build": build,
-            "cpu_native_bf16": __import__("engine.embeddings", fromlist=["x"]).cpu_has_native_bf16(),
+            "cpu_native_bf16": __import__("engine.clap", fromlist=["x"]).cpu_has_native_bf16(),
             "results": results,
             "cos_f32_vs_bf16": {"min": round(float(cos.min()), 5), "mean": round(float(cos.mean()), 5),
                                 "windows": len(cos)},

@@ -155,7 +155,7 @@ def main() -> None:
     from bench_search import build_library
 
     from engine.config import Settings
-    from engine.embeddings import model_status
+    from engine.clap import model_status
 
     if not (args.model_dir / "config.json").exists():
         print("building the full-size random model ...", flush=True)

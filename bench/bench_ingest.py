@@ -27,7 +27,7 @@ import json, sys, time
 sys.path.insert(0, {repo!r})
 from pathlib import Path
 from engine.config import Settings
-from engine.embeddings import get_embedder
+from engine.clap import get_embedder
 from engine.features import warm_up
 from engine.library import Library
 

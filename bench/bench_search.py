@@ -412,7 +412,7 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
 
     torch.set_num_threads(threads)
     from engine.config import Settings
-    from engine.embeddings import get_embedder
+    from engine.clap import get_embedder
     from engine.features import Features
     from engine.library import Library
     from engine.search import Filters, best_windows
@@ -528,10 +528,10 @@ def build_model(model_dir: Path) -> dict:
 
 def model_identity(model_dir: Path) -> dict:
     from engine.config import Settings
-    from engine.embeddings import _predicted_model_id
+    from engine.clap.loader import predicted_model_id
 
     config = json.loads((model_dir / "config.json").read_text())
-    model_id = _predicted_model_id(Settings(clap_model=str(model_dir), clap_device="cpu"))
+    model_id = predicted_model_id(Settings(clap_model=str(model_dir), clap_device="cpu"))
     return {"model_id": model_id, "dim": int(config.get("projection_dim", 512))}
 
 

@@ -210,7 +210,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_reembed(args) -> int:
-    from engine.embeddings import get_embedder
+    from engine.clap import get_embedder
 
     with open_library(args) as library:
         get_embedder(library.settings, retry=args.retry)  # load first, so a missing model is one clear error
@@ -228,7 +228,7 @@ def cmd_reembed(args) -> int:
 
 def cmd_model(args) -> int:
     from engine.config import load_settings
-    from engine.embeddings import get_embedder, model_status
+    from engine.clap import get_embedder, model_status
 
     settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     if args.load:

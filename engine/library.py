@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine import audio
 from engine.config import Settings, load_settings
-from engine.embeddings import get_embedder, model_status
+from engine.clap import get_embedder, model_status
 from engine.errors import EngineError, InputError
 from engine.ingest import FileResult, Ingestor, ProgressCallback, reembed, safe_filename, spool
 from engine.search import DEFAULT_LIMIT, Filters, Hit, VectorIndex, best_windows, rank_segments

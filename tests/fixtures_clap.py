@@ -142,7 +142,7 @@ def tiny_clap_settings(tiny_clap_dir, tmp_path):
 @pytest.fixture
 def fresh_embedders():
     """Forget any loaded/failed embedder before and after the test."""
-    from engine.embeddings import reset_embedders
+    from engine.clap import reset_embedders
 
     reset_embedders()
     yield

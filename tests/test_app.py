@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.embeddings import get_embedder, reset_embedders
+from engine.clap import get_embedder, reset_embedders
 
 REPO = Path(__file__).resolve().parents[1]
 
