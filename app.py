@@ -1,8 +1,9 @@
-"""Traum-Engine dashboard: page configuration and navigation only."""
+"""Traum-Engine dashboard: page configuration, navigation, and the one place engine errors are shown."""
 
 import streamlit as st
 
 import ui
+from engine.errors import EngineError
 
 st.set_page_config(page_title="Traum-Engine", page_icon=":material/graphic_eq:", layout="wide")
 ui.require_login(from_app=True)
@@ -16,4 +17,7 @@ navigation = st.navigation(
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
     ]
 )
-navigation.run()
+try:
+    navigation.run()
+except EngineError as error:  # what went wrong and what to do, in place of the rest of the page
+    ui.show_error(error)

@@ -1,10 +1,13 @@
-"""The dashboard's only link to the engine: cached, process-wide accessors.
+"""The dashboard's helpers: the cached library, login, error display, players and charts.
 
-Pages call these and nothing else for engine objects, so caching policy
-lives in one place: ``st.cache_resource`` for what exists once per process
-(the library with its DuckDB connection, the background import worker) and
-``st.cache_data`` for analytics frames, keyed by the library's revision so
-a new upload shows up on the next render without a restart.
+Pages reach the engine only through ``ui.library()``, the process-wide
+:class:`~engine.library.Library`, so caching policy lives in one place:
+``st.cache_resource`` for what exists once per process (the library with its
+DuckDB connection and background import worker) and ``st.cache_data`` for
+analytics figures, keyed by the library's revision so a new upload shows up
+on the next render without a restart. Engine errors are shown by app.py
+around every page (``show_error``); a page catches one itself only where it
+must carry on.
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine import analytics
 from engine.auth import verify_password
 from engine.config import Settings, load_settings
 from engine.errors import EngineError
 from engine.library import Library
-from engine.worker import IngestWorker
 
 
 def _leave_legacy_pages_mode(*, from_app: bool) -> None:
@@ -31,8 +32,9 @@ def _leave_legacy_pages_mode(*, from_app: bool) -> None:
     st.navigation call in a process: a fresh server's first visitor to
     /search gets pages/search.py alone, without app.py and its menu. The
     page switches the mode off and reruns, so that request goes through
-    app.py. (AppTest resets the mode before every run; rerunning there would
-    swallow the widget event under test, and the gate below holds anyway.)
+    app.py, under its error boundary. (Under AppTest, which resets the mode
+    before every run, no rerun: it would swallow the widget event under test.
+    tests/test_app.py serves pages the way a running server does.)
     """
     from streamlit.runtime import Runtime
     from streamlit.runtime.pages_manager import PagesManager
@@ -68,7 +70,7 @@ def _warm_model(lib: Library) -> None:
     try:
         # Importing plotly and drawing the figures take most of a second: do it
         # before anyone opens Analytics.
-        chart_figures(lib.store.revision, lib)
+        chart_figures(lib.revision, lib)
     except EngineError:
         pass
     try:
@@ -77,16 +79,11 @@ def _warm_model(lib: Library) -> None:
         pass
 
 
-@st.cache_resource(show_spinner=False)
-def worker() -> IngestWorker:
-    return IngestWorker(library().ingestor)
-
-
 def charts() -> dict | None:
     """The analytics figures of the library as it is now (None for an empty library): tempo
     (None when no track has a pulse), centroid, duration, loudness and scatter."""
     lib = library()
-    return chart_figures(lib.store.revision, lib)
+    return chart_figures(lib.revision, lib)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -94,12 +91,10 @@ def chart_figures(revision: int, _lib: Library) -> dict | None:
     """charts() for one library revision; ``_lib`` is left out of the cache key."""
     import plotly.express as px
 
-    store = _lib.store
-    duration = analytics.duration_histogram(store)
-    if duration["count"].sum() == 0:
+    data = _lib.distributions()
+    if data is None:
         return None
-    tempo = analytics.tempo_histogram(store)
-    kind, scatter = analytics.tempo_vs_centroid(store)
+    tempo, scatter, kind = data["tempo"], data["scatter"], data["scatter_kind"]
     labels = {"tempo": "BPM", "spectral_centroid": "Hz"}
     if scatter.empty:
         scatter_figure = None
@@ -111,13 +106,12 @@ def chart_figures(revision: int, _lib: Library) -> dict | None:
                                             nbinsx=40, nbinsy=48, title="Tempo vs spectral centroid (tracks per cell)",
                                             labels=labels)
     return {
-        "tempo": None if tempo.empty else histogram(tempo, bin_width=analytics.TEMPO_BIN_BPM, title="Tempo",
-                                                    unit="BPM"),
-        "centroid": histogram(analytics.centroid_histogram(store), bin_width=analytics.CENTROID_BIN_HZ,
-                              title="Spectral centroid (brightness)", unit="Hz"),
-        "duration": px.bar(duration, x="band", y="count", title="Duration", labels={"band": "", "count": "tracks"}),
-        "loudness": histogram(analytics.loudness_histogram(store), bin_width=analytics.LOUDNESS_BIN_DB,
-                              title="RMS level", unit="dBFS"),
+        "tempo": None if tempo.empty else histogram(tempo, bin_width=data["tempo_bin_bpm"], title="Tempo", unit="BPM"),
+        "centroid": histogram(data["centroid"], bin_width=data["centroid_bin_hz"], title="Spectral centroid (brightness)",
+                              unit="Hz"),
+        "duration": px.bar(data["duration"], x="band", y="count", title="Duration",
+                           labels={"band": "", "count": "tracks"}),
+        "loudness": histogram(data["loudness"], bin_width=data["loudness_bin_db"], title="RMS level", unit="dBFS"),
         "scatter": scatter_figure,
     }
 
@@ -226,19 +220,10 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def open_library() -> Library:
-    """The library, or a readable error and the end of this page run."""
-    try:
-        return library()
-    except EngineError as error:
-        show_error(error)
-        st.stop()
-
-
 def play(track_or_hit, *, start: float | None = None, autoplay: bool = False) -> None:
     """An audio player for a track or hit, starting at ``start`` seconds."""
     try:
-        path = library().audio_path(track_or_hit) if isinstance(track_or_hit, dict) else Path(track_or_hit.path)
+        path = library().audio_path(track_or_hit)
         if not path.is_file():
             st.warning(f"The file {path} is missing; it may have been moved or deleted.")
             return

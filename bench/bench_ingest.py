@@ -44,8 +44,8 @@ with Library(settings) as library:
     started = time.perf_counter()
     results = library.ingest([Path({folder!r})])
     wall = time.perf_counter() - started
-    windows = library.store.frame("count", "SELECT sum(len(starts_s)) AS n FROM window_sets")["n"][0]
-    pending = library.store.count_pending(embedder.model_id, 1)
+    windows = library._store.db.frame("count", "SELECT sum(len(starts_s)) AS n FROM window_sets")["n"][0]
+    pending = library._store.embeddings.count_pending(embedder.model_id, 1)
 print(json.dumps({{"wall_s": wall, "load_s": load_s, "windows": int(windows), "pending": int(pending),
                   "statuses": sorted(r.status for r in results), "peak_mb": hwm(),
                   "precision": embedder.precision}}))

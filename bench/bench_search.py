@@ -14,7 +14,7 @@ For each library size (default 10k, 100k, 1M tracks) this
    filter and with a duration + tempo filter;
 4. times DuckDB's own exact scan on the same file (``array_cosine_similarity``
    and ``array_inner_product``) and checks it returns the same top-20;
-5. times text queries end to end through ``Library.search(text=...)`` with a
+5. times text queries end to end through ``Library.search_text(...)`` with a
    full-size randomly initialised CLAP (architecture of
    laion/larger_clap_music_and_speech, built by bench/bench_clap.py's
    ``build_full_size``) loaded through the production path, distinct prompts
@@ -23,7 +23,7 @@ For each library size (default 10k, 100k, 1M tracks) this
 
 Each phase runs in a fresh child process, so load times and RSS are its own.
 When the end-to-end phase runs, the synthetic rows carry the CLAP model's id
-(``local:clap@<hash>``) instead of "bench-model", because ``Library.search``
+(``local:clap@<hash>``) instead of "bench-model", because ``Library.search_text``
 only reads rows of the loaded model; with ``--no-e2e`` they carry "bench-model".
 
 Usage:
@@ -152,8 +152,8 @@ def fresh_memory_cost(mb: int = 256) -> float:
 def apply_memory_options(store, duckdb_memory_limit: str | None) -> None:
     """Optional, non-production: cap DuckDB's buffer pool (default 80 % of RAM) on this store's connection."""
     if duckdb_memory_limit:
-        with store._lock:
-            store._conn.execute(f"SET memory_limit = '{duckdb_memory_limit}'")
+        with store.db.lock:
+            store.db._conn.execute(f"SET memory_limit = '{duckdb_memory_limit}'")
 
 
 def release_arrow_memory(enabled: bool) -> None:
@@ -253,7 +253,7 @@ def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int
             "embeddings": pa.array(blobs, type=pa.binary()),
         })
         gen_s += time.perf_counter() - g0
-        with store.transaction("bulk-insert the benchmark library") as conn:
+        with store.db.transaction("bulk-insert the benchmark library") as conn:
             for name, table in (("tracks", tracks), ("features", features),
                                 ("track_embeddings", track_emb), ("window_sets", window_sets)):
                 view = f"bench_{name}"
@@ -263,8 +263,8 @@ def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int
                 conn.unregister(view)
         del tracks, features, track_emb, window_sets, embedding, flat, vectors, windows, blobs
     insert_done = time.perf_counter()
-    with store._lock:
-        store._conn.execute("CHECKPOINT")
+    with store.db.lock:
+        store.db._conn.execute("CHECKPOINT")
     store.close()
     total = time.perf_counter() - started
     return {
@@ -334,11 +334,11 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
 
     # DuckDB's own exact scan in the same file database. The library keeps vectors as bytes, which
     # DuckDB's vector functions cannot read, so they get the same rows as a FLOAT[d] table of their own.
-    conn = store._conn
+    conn = store.db._conn
     out["duckdb_threads"] = conn.execute("SELECT current_setting('threads')").fetchone()[0]
     native = pa.table({"track_id": vectors.ids[: len(vectors)], "model_id": pa.array([model_id] * len(vectors)),
                        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), dim)})
-    with store._lock:
+    with store.db.lock:
         conn.register("bench_native", native)
         conn.execute(f"CREATE TABLE bench_vectors AS SELECT track_id, model_id, embedding::FLOAT[{dim}] AS embedding"
                      " FROM bench_native")
@@ -352,7 +352,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     }
     agree = {}
     dq = unit_rows(np.random.default_rng(seed + 2), duckdb_queries, dim)
-    with store._lock:
+    with store.db.lock:
         for label, template in sqls.items():
             sql = template.format(d=dim, k=TOP_K)
             first = qs[0].tolist()
@@ -367,14 +367,14 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
                 lat.append((time.perf_counter() - t) * 1000)
             out[label] = pct(lat)
     out["duckdb_top20_overlap_with_index"] = agree
-    with store._lock:
+    with store.db.lock:
         conn.execute("DROP TABLE bench_vectors")
 
     # Where the index load goes: the SQL/arrow read versus building the numpy arrays.
     del vectors, m, index
     gc.collect()
     t0 = time.perf_counter()
-    table = store.embedding_table(model_id, PIPELINE_VERSION)
+    table = store.embeddings.table(model_id, PIPELINE_VERSION)
     out["load_part_embedding_table_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     _Vectors(dim).append(table)
@@ -413,18 +413,17 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     torch.set_num_threads(threads)
     from engine.config import Settings
     from engine.clap import get_embedder
-    from engine.features import Features
-    from engine.library import Library
-    from engine.search import Filters, best_windows
-    from engine.store import TrackRecord
-    from engine.vectors import PIPELINE_VERSION, TrackVectors
+    from engine.library import Filters, Library
+    from engine.search import best_windows
+    from engine.store import EmbeddingWrite, Measurements, NewTrack, TrackRecord
+    from engine.vectors import PIPELINE_VERSION
 
     out: dict = {"loadavg_start": round(os.getloadavg()[0], 2)}
     settings = Settings(data_dir=data_dir, clap_model=model_dir, clap_device="cpu")
     t0 = time.perf_counter()
     lib = Library(settings)
     out["library_open_s"] = round(time.perf_counter() - t0, 2)
-    apply_memory_options(lib.store, duckdb_memory_limit)
+    apply_memory_options(lib._store, duckdb_memory_limit)
     t0 = time.perf_counter()
     embedder = get_embedder(settings)
     out["model_load_s"] = round(time.perf_counter() - t0, 1)
@@ -432,7 +431,7 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
                     "torch_threads": torch.get_num_threads()}
     out["rss_after_model_mb"] = proc_status("VmRSS")
     t0 = time.perf_counter()
-    hits = lib.search(text="warm-up prompt that is not reused")
+    hits = lib.search_text("warm-up prompt that is not reused")
     out["first_search_s"] = round(time.perf_counter() - t0, 2)  # index load + one text embedding
     assert len(hits) == TOP_K, len(hits)
     release_arrow_memory(release_arrow)
@@ -442,7 +441,7 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     lat = []
     for p in prompts:
         t = time.perf_counter()
-        lib.search(text=p)
+        lib.search_text(p)
         lat.append((time.perf_counter() - t) * 1000)
     out["e2e_text_uncached_ms"] = pct(lat)
 
@@ -450,18 +449,18 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     lat = []
     for _ in range(queries):
         t = time.perf_counter()
-        lib.search(text=repeated)
+        lib.search_text(repeated)
         lat.append((time.perf_counter() - t) * 1000)
     out["e2e_text_cached_ms"] = pct(lat)
     filt = Filters(**FILTER)
     lat = []
     for _ in range(queries):
         t = time.perf_counter()
-        lib.search(text=repeated, filters=filt)
+        lib.search_text(repeated, filters=filt)
         lat.append((time.perf_counter() - t) * 1000)
     out["e2e_text_cached_filtered_ms"] = pct(lat)
 
-    # The parts of one (cached) search, timed separately with the same calls Library.search makes.
+    # The parts of one (cached) search, timed separately with the same calls Library.search_text makes.
     index = lib._index_for(embedder)
     parts: dict[str, list[float]] = {"embed_text_cached": [], "index_top": [], "best_windows": [], "get_tracks": []}
     for _ in range(min(queries, 30)):
@@ -473,10 +472,10 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
         parts["index_top"].append((time.perf_counter() - t) * 1000)
         ids = [tid for tid, _ in scored]
         t = time.perf_counter()
-        best_windows(lib.store, embedder.model_id, q, ids)
+        best_windows(lib._store.embeddings, embedder.model_id, q, ids)
         parts["best_windows"].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        lib.store.get_tracks(ids)
+        lib._store.tracks.get_many(ids)
         parts["get_tracks"].append((time.perf_counter() - t) * 1000)
     out["e2e_parts_ms"] = {k: pct(v) for k, v in parts.items()}
 
@@ -489,15 +488,15 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
         record = TrackRecord(id=tid, filename=f"new_{i}.wav", storage="managed", path=f"audio/{tid[:2]}/{tid}.wav",
                              format="wav", codec="pcm_s16le", file_size=1_764_000, file_mtime=time.time(),
                              sample_rate=44_100, channels=2, duration=10.0, analysed_duration=10.0, truncated=False)
-        feats = Features(duration_s=10.0, tempo_bpm=120.0, spectral_centroid_hz=1500.0, zero_crossing_rate=0.05,
-                         rms_energy=0.1)
+        measured = Measurements(tempo=120.0, spectral_centroid=1500.0, zero_crossing_rate=0.05, rms_energy=0.1,
+                                feature_version=1)
         t = time.perf_counter()
-        lib.store.add_track(record, feats)
-        lib.store.save_embeddings(tid, TrackVectors(vec[0], vec, [0.0], [10.0]), embedder.model_id,
-                                  PIPELINE_VERSION)
+        lib._store.tracks.add(NewTrack(record, measured))
+        lib._store.embeddings.save(tid, EmbeddingWrite(embedder.model_id, PIPELINE_VERSION, vec[0], vec, [0.0],
+                                                       [10.0]))
         write_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        lib.search(text=repeated)
+        lib.search_text(repeated)
         after_ms.append((time.perf_counter() - t) * 1000)
     out["ingest_write_ms"] = pct(write_ms)
     out["search_after_ingest_ms"] = pct(after_ms)
@@ -592,9 +591,9 @@ def print_table(report: dict) -> None:
         ("CLAP load (get_embedder), s", ("e2e", "model_load_s")),
         ("first search (index load + text), s", ("e2e", "first_search_s")),
         ("RSS after model + index (VmRSS), MB", ("e2e", "rss_after_index_mb")),
-        ("**Library.search(text)**, distinct prompts, ms p50 / p95", ("e2e", "e2e_text_uncached_ms")),
-        ("Library.search(text), repeated prompt (cached), ms p50 / p95", ("e2e", "e2e_text_cached_ms")),
-        ("Library.search(text), cached + filter, ms p50 / p95", ("e2e", "e2e_text_cached_filtered_ms")),
+        ("**Library.search_text**, distinct prompts, ms p50 / p95", ("e2e", "e2e_text_uncached_ms")),
+        ("Library.search_text, repeated prompt (cached), ms p50 / p95", ("e2e", "e2e_text_cached_ms")),
+        ("Library.search_text, cached + filter, ms p50 / p95", ("e2e", "e2e_text_cached_filtered_ms")),
         ("  part: embed_text (cached), ms p50 / p95", ("e2e", "e2e_parts_ms", "embed_text_cached")),
         ("  part: VectorIndex.top, ms p50 / p95", ("e2e", "e2e_parts_ms", "index_top")),
         ("  part: best_windows (DuckDB), ms p50 / p95", ("e2e", "e2e_parts_ms", "best_windows")),

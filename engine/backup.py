@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 
 from engine import __version__
 from engine.errors import EngineError, StoreError
-from engine.migrations import insert_track_embeddings, window_sets_from_rows
 from engine.store import MANAGED_PATH, STORAGE_KINDS, Store
+from engine.store.migrations import insert_track_embeddings, window_sets_from_rows
 
 # Fixed table names, in dependency order; never taken from input.
 TABLES = ("tracks", "features", "sources", "track_embeddings", "window_sets", "embedding_errors", "jobs")
@@ -29,7 +29,7 @@ def export_library(store: Store, target: Path) -> dict:
                           title="Export refused")
     target.mkdir(parents=True, exist_ok=True)
     counts = {}
-    with store.transaction("export the library") as conn:  # one consistent snapshot
+    with store.db.transaction("export the library") as conn:  # one consistent snapshot
         for table in TABLES:
             data = conn.execute(f"SELECT * FROM {table}").to_arrow_table()  # noqa: S608 (fixed names)
             pq.write_table(data, target / f"{table}.parquet")
@@ -41,7 +41,7 @@ def export_library(store: Store, target: Path) -> dict:
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination)
-    manifest = {"format": 1, "engine": __version__, "migrations": store.applied_migrations(), "rows": counts,
+    manifest = {"format": 1, "engine": __version__, "migrations": store.db.applied_migrations(), "rows": counts,
                 "managed_files": len(managed)}
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
@@ -59,16 +59,16 @@ def import_library(store: Store, source: Path) -> dict:
     except (OSError, ValueError) as exc:  # JSON and Arrow errors are ValueErrors
         raise EngineError(f"{source} is not a readable export: {exc}", title="Import refused") from None
     _check_paths(tracks)
-    unknown = set(manifest.get("migrations", [])) - set(store.applied_migrations())
+    unknown = set(manifest.get("migrations", [])) - set(store.db.applied_migrations())
     if unknown:
         raise EngineError(f"the export comes from a newer library schema ({', '.join(sorted(unknown))}).",
                           hint="Update Traum-Engine, then import again.", title="Import refused")
-    if store.stats()["tracks"]:
+    if store.tracks.count():
         raise EngineError(f"the library at {store.data_dir} is not empty.",
                           hint="Import into a new data folder (TRAUM_DATA_DIR).", title="Import refused")
     copied: list[Path] = []
     try:
-        with store.transaction("import the library") as conn:
+        with store.db.transaction("import the library") as conn:
             for table in TABLES:
                 path = source / f"{table}.parquet"
                 if not path.is_file():
@@ -106,7 +106,7 @@ def import_library(store: Store, source: Path) -> dict:
             raise EngineError(f"the import from {source} failed and was undone: {exc}",
                               title="Import failed") from None
         raise
-    store.reload_journal()
+    store.journal.reload()
     return manifest
 
 

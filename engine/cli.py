@@ -163,8 +163,8 @@ def cmd_list(args) -> int:
         print("The library is empty. Import files with: python -m engine ingest FOLDER")
     else:
         for t in tracks:
-            tempo = f"{t['tempo']:.1f} BPM" if t["tempo"] else "no pulse"
-            print(f"{t['id'][:12]}  {_duration(t['duration']):>8}  {tempo:>10}  {t['format']:<5} {t['filename']}")
+            tempo = f"{t.tempo:.1f} BPM" if t.tempo else "no pulse"
+            print(f"{t.id[:12]}  {_duration(t.duration):>8}  {tempo:>10}  {t.format:<5} {t.filename}")
     return EXIT_OK
 
 
@@ -185,19 +185,24 @@ def cmd_delete(args) -> int:
     if args.json:
         _print_json({"deleted": _public(track)})
     else:
-        kept = "" if track["storage"] == "managed" else f" (your file {track['path']} was not touched)"
-        print(f"Deleted {track['filename']}{kept}.")
+        kept = "" if track.storage == "managed" else f" (your file {track.path} was not touched)"
+        print(f"Deleted {track.filename}{kept}.")
     return EXIT_OK
 
 
 def cmd_search(args) -> int:
-    from engine.search import Filters
+    from engine.library import Filters
 
-    filters = Filters(min_duration=args.min_duration, max_duration=args.max_duration, min_tempo=args.min_tempo,
-                      max_tempo=args.max_tempo, formats=tuple(args.format))
+    options = dict(filters=Filters(min_duration=args.min_duration, max_duration=args.max_duration,
+                                   min_tempo=args.min_tempo, max_tempo=args.max_tempo, formats=tuple(args.format)),
+                   limit=args.limit, min_score=args.min_score, segments=args.segments)
     with open_library(args) as library:
-        hits = library.search(text=args.prompt, audio_path=args.audio, like=args.like, filters=filters,
-                              limit=args.limit, min_score=args.min_score, segments=args.segments)
+        if args.audio is not None:
+            hits = library.search_audio(args.audio, **options)
+        elif args.like is not None:
+            hits = library.search_like(args.like, **options)
+        else:
+            hits = library.search_text(args.prompt, **options)
     if args.json:
         _print_json([hit.to_dict() for hit in hits])
     elif not hits:
@@ -210,11 +215,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_reembed(args) -> int:
-    from engine.clap import get_embedder
-
     with open_library(args) as library:
-        get_embedder(library.settings, retry=args.retry)  # load first, so a missing model is one clear error
-        results = library.reembed()
+        results = library.reembed(retry=args.retry)
     done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
     failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
     if args.json:
@@ -228,12 +230,11 @@ def cmd_reembed(args) -> int:
 
 def cmd_model(args) -> int:
     from engine.config import load_settings
-    from engine.clap import get_embedder, model_status
+    from engine.library import Library
 
+    # Without opening the library: this works while another process holds it.
     settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.load:
-        get_embedder(settings)
-    status = model_status(settings)
+    status = Library.describe_model(settings, load=args.load)
     if args.json:
         _print_json(status)
     else:
@@ -244,10 +245,8 @@ def cmd_model(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.backup import export_library
-
     with open_library(args) as library:
-        manifest = export_library(library.store, args.target)
+        manifest = library.export(args.target)
     if args.json:
         _print_json(manifest)
     else:
@@ -256,10 +255,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from engine.backup import import_library
-
     with open_library(args) as library:
-        manifest = import_library(library.store, args.source)
+        manifest = library.restore(args.source)
     if args.json:
         _print_json(manifest)
     else:
@@ -287,8 +284,8 @@ def cmd_hash_password(args) -> int:
     return EXIT_OK
 
 
-def _public(track: dict) -> dict:
-    return {key: _jsonable(value) for key, value in track.items()}
+def _public(track) -> dict:
+    return {key: _jsonable(value) for key, value in track.to_dict().items()}
 
 
 def _jsonable(value):

@@ -1,45 +1,31 @@
-"""The import pipeline: validate, hash, decode, features, embed, persist.
+"""Running imports: files and folders, uploads, and re-embedding, on a bounded pool.
 
-Each file is one job. Stages are plain functions; a bad file ends as a
-``failed`` result with a readable reason and the batch goes on. Files run on
-a bounded thread pool (``max_concurrent_jobs``): the heavy parts (libsndfile,
-FFmpeg, soxr, numpy FFTs) release the GIL.
+Each file is one job that goes through :data:`engine.stages.STAGES`; a bad
+file ends as a ``failed`` result with a readable reason and the batch goes
+on. Files run on a bounded thread pool (``max_concurrent_jobs``): the heavy
+parts (libsndfile, FFmpeg, soxr, numpy FFTs) release the GIL, and one
+:class:`~engine.vectors.WindowBatcher` feeds the model full batches.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from engine import audio
 from engine.config import Settings
 from engine.errors import EngineError
-from engine.features import compute_features, warm_up
-from engine.store import Store, TrackRecord, move_into_place
-from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_track
+from engine.features import warm_up
+from engine.spool import payload_size, safe_filename, spool
+from engine.stages import STAGES, FileResult, Item, Work
+from engine.store import EmbeddingFailure, JobStatus, Store, Track
+from engine.vectors import WindowBatcher, embed_decoded
 
 log = logging.getLogger(__name__)
-
-ADDED, DUPLICATE, FAILED = "added", "duplicate", "failed"
-
-
-@dataclass
-class FileResult:
-    source: str  # the path, or an upload's original name
-    status: str  # added | duplicate | failed
-    track_id: str | None = None
-    error: str | None = None
-    job_id: str | None = None
-    note: str | None = None  # e.g. why the embedding is pending
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -51,15 +37,6 @@ class Progress:
     stage: str
     fraction: float
     result: FileResult | None = None  # set when the file is finished
-
-
-@dataclass(frozen=True)
-class _Item:
-    path: Path  # where the bytes are now
-    source: str  # what to call it in messages and the job list
-    filename: str  # original base name, stored as metadata
-    placement: str  # "reference", "copy" or "move" (spooled upload)
-    job_id: str
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -81,13 +58,12 @@ class Ingestor:
         """Import files and folders (recursively). Results come back in input order."""
         files, rejected = collect_files(paths, self.settings.allowed_extensions)
         placement = "copy" if copy else "reference"
-        batch = uuid.uuid4().hex
-        job_ids = self.store.create_jobs(batch, [str(f) for f in files] + [r.source for r in rejected])
+        job_ids = self.store.jobs.create(uuid.uuid4().hex, [str(f) for f in files] + [r.source for r in rejected])
         for result, job_id in zip(rejected, job_ids[len(files):]):
             result.job_id = job_id
-            self.store.finish_job(job_id, FAILED, result.error)
+            self.store.jobs.finish(job_id, JobStatus.FAILED, result.error)
             _report(progress, Progress(job_id, result.source, "done", 1.0, result))
-        items = [_Item(f, str(f), f.name, placement, j) for f, j in zip(files, job_ids)]
+        items = [Item(f, str(f), f.name, placement, j) for f, j in zip(files, job_ids)]
         return self.run_items(items, progress) + rejected
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
@@ -95,7 +71,7 @@ class Ingestor:
         items, failed = self.queue_uploads([(name, data)])
         return failed[0] if failed else self.run_items(items, progress)[0]
 
-    def queue_uploads(self, uploads, *, batch_id: str | None = None) -> tuple[list[_Item], list[FileResult]]:
+    def queue_uploads(self, uploads, *, batch_id: str | None = None) -> tuple[list[Item], list[FileResult]]:
         """Create a job per upload and spool each under data/tmp with a generated name.
 
         ``uploads`` holds (name, data) pairs; data is bytes or a binary file
@@ -104,23 +80,23 @@ class Ingestor:
         uploads refused at once (too large). Queued uploads wait on disk.
         """
         names = [safe_filename(name) for name, _ in uploads]
-        job_ids = self.store.create_jobs(batch_id or uuid.uuid4().hex, names)
+        job_ids = self.store.jobs.create(batch_id or uuid.uuid4().hex, names)
         items, failed = [], []
         for filename, (_, data), job_id in zip(names, uploads, job_ids):
             try:
-                audio.check_size(_payload_size(data), max_size_bytes=self.settings.max_file_size_bytes,
+                audio.check_size(payload_size(data), max_size_bytes=self.settings.max_file_size_bytes,
                                  name=filename)
                 spooled = spool(data, filename, self.settings.tmp_dir)
             except EngineError as exc:
-                self.store.finish_job(job_id, FAILED, str(exc))
-                failed.append(FileResult(filename, FAILED, error=str(exc), job_id=job_id))
+                self.store.jobs.finish(job_id, JobStatus.FAILED, str(exc))
+                failed.append(FileResult(filename, JobStatus.FAILED, error=str(exc), job_id=job_id))
                 continue
-            items.append(_Item(spooled, filename, filename, "move", job_id))
+            items.append(Item(spooled, filename, filename, "move", job_id))
         return items, failed
 
-    # -- the pipeline ---------------------------------------------------------
+    # -- the pool -------------------------------------------------------------
 
-    def run_items(self, items: list[_Item], progress: ProgressCallback | None = None) -> list[FileResult]:
+    def run_items(self, items: list[Item], progress: ProgressCallback | None = None) -> list[FileResult]:
         """Run prepared jobs on the bounded pool; results in input order."""
         if not items:
             return []
@@ -133,7 +109,13 @@ class Ingestor:
         workers = min(self.settings.max_concurrent_jobs, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         try:
-            futures = [pool.submit(self._process, item, progress, embedder, batcher, why_not) for item in items]
+            futures = [
+                pool.submit(self._process, Work(
+                    item, self.store, self.settings, model_id=embedder.model_id if embedder else None,
+                    embed_audio=batcher.embed_audio if batcher else None, pending=why_not,
+                ), progress)
+                for item in items
+            ]
             return [future.result() for future in futures]
         except BaseException:
             # Ctrl-C: drop the files not started yet; their jobs stay queued and
@@ -154,99 +136,43 @@ class Ingestor:
         except EngineError as exc:
             return None, str(exc)
 
-    def _process(self, item: _Item, progress: ProgressCallback | None, embedder=None, batcher=None,
-                 why_not: str | None = None) -> FileResult:
-        def stage(name: str, fraction: float) -> None:
-            self.store.update_job(item.job_id, status="running", stage=name, progress=fraction)
-            _report(progress, Progress(item.job_id, item.source, name, fraction))
-
+    def _process(self, work: Work, progress: ProgressCallback | None) -> FileResult:
+        item = work.item
         try:
-            result = self._stages(item, stage, embedder, batcher, why_not)
+            result = self._run_stages(work, progress)
         except EngineError as exc:
-            result = FileResult(item.source, FAILED, error=str(exc), job_id=item.job_id)
+            result = FileResult(item.source, JobStatus.FAILED, error=str(exc), job_id=item.job_id)
         except Exception as exc:  # a bug or a library surprise must not stop the batch
             log.exception("unexpected error importing %s", item.source)
             result = FileResult(
-                item.source, FAILED, job_id=item.job_id,
+                item.source, JobStatus.FAILED, job_id=item.job_id,
                 error=f"Unexpected error: {item.source} could not be imported ({type(exc).__name__}: {exc}).",
             )
         finally:
+            for staged in work.staged:
+                staged.unlink(missing_ok=True)
             if item.placement == "move":
                 item.path.unlink(missing_ok=True)  # the spooled upload, unless it was moved into place
-        if result.status != ADDED:  # added jobs are finished inside the track's transaction
+        if result.status != JobStatus.ADDED:  # added jobs are finished inside the track's transaction
             message = result.error or "Already in the library."
             try:
-                self.store.finish_job(item.job_id, result.status, message, result.track_id)
+                self.store.jobs.finish(item.job_id, result.status, message, result.track_id)
             except EngineError:
                 log.exception("could not record the end of job %s", item.job_id)
         _report(progress, Progress(item.job_id, item.source, "done", 1.0, result))
         return result
 
-    def _stages(self, item: _Item, stage, embedder, batcher, why_not) -> FileResult:
-        settings = self.settings
-        stage("validate", 0.02)
-        size = audio.check_file(
-            item.path, allowed_extensions=settings.allowed_extensions,
-            max_size_bytes=settings.max_file_size_bytes, display_name=item.source,
-        )
-        source = None
-        if item.placement != "move":
-            resolved = item.path.resolve()
-            source = (str(resolved), size, os.stat(resolved).st_mtime)
-            known = self.store.track_id_for_source(*source)
-            if known:  # unchanged since the last run: skip without reading it
-                return FileResult(item.source, DUPLICATE, known, job_id=item.job_id)
-
-        stage("hash", 0.05)
-        track_id = audio.hash_file(item.path)
-        if self.store.has_track(track_id):
-            if source:
-                self.store.add_source(track_id, *source)
-            return FileResult(item.source, DUPLICATE, track_id, job_id=item.job_id)
-
-        stage("decode", 0.15)
-        decoded = audio.decode(item.path, max_duration_s=settings.max_duration_s, display_name=item.source)
-        stage("features", 0.45)
-        features = compute_features(samples=decoded.at_rate(audio.FEATURE_RATE), sample_rate=audio.FEATURE_RATE)
-        extra_writes, pending = None, why_not
-        if batcher is not None:
-            stage("embed", 0.6)
-            try:
-                vectors = embed_track(decoded.at_rate(audio.CLAP_RATE), batcher.embed_audio)
-                extra_writes = self.store.embedding_writes(track_id, vectors, embedder.model_id, PIPELINE_VERSION)
-            except Exception as exc:  # the track is still worth keeping; reembed can finish it
-                log.exception("embedding failed for %s", item.source)
-                pending = f"Embedding failed ({type(exc).__name__}: {exc}); run 'python -m engine reembed'."
-
-        stage("save", 0.95)
-        staged = None
-        if item.placement == "reference":
-            path, place = source[0], None
-        else:
-            path = self.store.managed_path_for(track_id, decoded.container)
-            if item.placement == "copy":
-                # Copy before the transaction, so the store lock is held only for a rename.
-                with open(item.path, "rb") as original:
-                    staged = spool(original, item.filename, self.settings.tmp_dir)
-            place = move_into_place(staged or item.path)
-        if pending:  # no vectors to write: record why, in the same transaction as the track
-            extra_writes = self.store.embedding_error_writes(track_id, embedder.model_id if embedder else None, pending)
-        record = TrackRecord(
-            id=track_id, filename=item.filename, storage="referenced" if place is None else "managed",
-            path=path, format=decoded.container, codec=decoded.codec, file_size=size,
-            file_mtime=source[2] if source else None, sample_rate=decoded.sample_rate,
-            channels=decoded.channels, duration=decoded.duration_s, analysed_duration=decoded.analysed_s,
-            truncated=decoded.truncated,
-        )
-        try:
-            added = self.store.add_track(
-                record, features, source=source, place_file=place, job_id=item.job_id, extra_writes=extra_writes
-            )
-        finally:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
-        note = f"Embedding pending: {pending}" if added and pending else None
-        return FileResult(item.source, ADDED if added else DUPLICATE, track_id, job_id=item.job_id, note=note)
+    def _run_stages(self, work: Work, progress: ProgressCallback | None) -> FileResult:
+        for stage in STAGES:
+            if not stage.when(work):
+                continue
+            self.store.jobs.update(work.item.job_id, status=JobStatus.RUNNING, stage=stage.name,
+                                   progress=stage.progress)
+            _report(progress, Progress(work.item.job_id, work.item.source, stage.name, stage.progress))
+            result = stage.run(work)
+            if result is not None:
+                return result
+        raise AssertionError("the last stage always returns a result")
 
 
 def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCallback | None = None) -> list[FileResult]:
@@ -256,30 +182,32 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     referenced file that is gone or changed since import is reported, not
     guessed at.
     """
-    pending = store.pending_embeddings(embedder.model_id, PIPELINE_VERSION)
+    from engine.vectors import PIPELINE_VERSION
 
-    def one(track: dict) -> FileResult:
-        name = track["filename"]
+    pending = store.embeddings.pending(embedder.model_id, PIPELINE_VERSION)
+
+    def one(track: Track) -> FileResult:
+        name = track.filename
         try:
-            path = store.absolute_path(track)
+            path = store.files.absolute_path(track)
             if not path.is_file():
                 raise EngineError(f"{name}: the file {path} is gone.", title="Missing file",
                                   hint="Put it back, or delete the track and import it again.")
             stat = path.stat()
-            if track["storage"] == "referenced" and (stat.st_size, stat.st_mtime) != (track["file_size"], track["file_mtime"]):
+            if track.storage == "referenced" and (stat.st_size, stat.st_mtime) != (track.file_size, track.file_mtime):
                 raise EngineError(f"{name}: {path} changed since it was imported.", title="File changed",
                                   hint="Import it again to index the new content.")
-            _report(progress, Progress(track["id"], name, "decode", 0.2))
+            _report(progress, Progress(track.id, name, "decode", 0.2))
             decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=name)
-            _report(progress, Progress(track["id"], name, "embed", 0.5))
-            vectors = embed_track(decoded.at_rate(audio.CLAP_RATE), batcher.embed_audio)
-            store.save_embeddings(track["id"], vectors, embedder.model_id, PIPELINE_VERSION)
-            result = FileResult(name, ADDED, track["id"])
+            _report(progress, Progress(track.id, name, "embed", 0.5))
+            vectors = embed_decoded(decoded, batcher.embed_audio)
+            store.embeddings.save(track.id, vectors.for_model(embedder.model_id))
+            result = FileResult(name, JobStatus.ADDED, track.id)
         except Exception as exc:
             message = str(exc) if isinstance(exc, EngineError) else f"{name}: {type(exc).__name__}: {exc}"
-            store.note_embedding_error(track["id"], embedder.model_id, message)
-            result = FileResult(name, FAILED, track["id"], error=message)
-        _report(progress, Progress(track["id"], name, "done", 1.0, result))
+            store.embeddings.note_failure(track.id, EmbeddingFailure(embedder.model_id, message))
+            result = FileResult(name, JobStatus.FAILED, track.id, error=message)
+        _report(progress, Progress(track.id, name, "done", 1.0, result))
         return result
 
     if not pending:
@@ -309,7 +237,7 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
         elif path.exists():
             found = [path]
         else:
-            rejected.append(FileResult(str(path), FAILED, error=f"File not found: {path} does not exist."))
+            rejected.append(FileResult(str(path), JobStatus.FAILED, error=f"File not found: {path} does not exist."))
             continue
         for file in found:
             key = file.resolve()
@@ -317,49 +245,6 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
                 seen.add(key)
                 files.append(file)
     return files, rejected
-
-
-def spool(data, filename: str, tmp_dir: Path) -> Path:
-    """Write bytes or a binary file object to a new file under ``tmp_dir``, named by a uuid.
-
-    Only the (sanitised) extension of ``filename`` is kept: decoders choose
-    by it. Streams in 1 MiB chunks, so a file object is never held whole.
-    """
-    ext = "".join(c for c in Path(filename).suffix.lower() if c.isalnum() or c == ".")[:10]
-    target = tmp_dir / f"{uuid.uuid4().hex}{ext}"
-    try:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as handle:
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                handle.write(data)
-            else:
-                shutil.copyfileobj(data, handle, length=1 << 20)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise EngineError(f"{filename}: could not be saved for processing ({exc.strerror}).",
-                          hint="Check free disk space in the data folder.", title="Upload not saved") from None
-    return target
-
-
-def _payload_size(data) -> int:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return len(data)
-    data.seek(0, os.SEEK_END)
-    size = data.tell()
-    data.seek(0)
-    return size
-
-
-def safe_filename(name: str) -> str:
-    """The base name of an uploaded file, for display only (never used as a path)."""
-    base = (name or "").replace("\\", "/").split("/")[-1].strip()
-    base = "".join(ch for ch in base if ch.isprintable())
-    if base in ("", ".", ".."):
-        base = "upload"
-    if len(base) > 255:  # shorten the stem, never the extension that decides the decoder
-        suffix = Path(base).suffix[:16]
-        base = base[: 255 - len(suffix)] + suffix
-    return base
 
 
 def _report(progress: ProgressCallback | None, event: Progress) -> None:

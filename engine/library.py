@@ -1,4 +1,10 @@
-"""The library as the CLI and the dashboard see it: one object per process."""
+"""The library as everything outside the engine sees it: one service object per process.
+
+Pages, the CLI and the HTTP API call :class:`Library` and nothing else of the
+engine; the store, the import pipeline and the search index behind it are
+private. The types its methods take and return are re-exported here, so a
+caller imports from one module.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,22 @@ import shutil
 import threading
 from pathlib import Path
 
-from engine import audio
-from engine.config import Settings, load_settings
+import numpy as np
+
+from engine import analytics, audio
+from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
+from engine.config import Settings, load_settings
 from engine.errors import EngineError, InputError
-from engine.ingest import FileResult, Ingestor, ProgressCallback, reembed, safe_filename, spool
-from engine.search import DEFAULT_LIMIT, Filters, Hit, VectorIndex, best_windows, rank_segments
-from engine.store import Store
-from engine.vectors import PIPELINE_VERSION, embed_track
-from engine.windows import WINDOW_SECONDS
+from engine.ingest import Ingestor, ProgressCallback, reembed
+from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, make_hits, rank_segments
+from engine.spool import safe_filename, spool
+from engine.stages import FileResult
+from engine.store import SORTABLE, Filters, Job, JobStatus, Store, Track
+from engine.vectors import PIPELINE_VERSION, embed_decoded
+from engine.worker import IngestWorker
+
+__all__ = ["SORTABLE", "FileResult", "Filters", "Hit", "Job", "JobStatus", "Library", "Track"]
 
 
 class Library:
@@ -22,63 +35,122 @@ class Library:
 
     def __init__(self, settings: Settings | None = None, *, embedder_provider=None):
         self.settings = settings or load_settings()
-        self.store = Store(self.settings.data_dir)
+        self._store = Store(self.settings.data_dir)
         # Opening is the moment to clean up after a process that died: DuckDB
         # gives one process the file, so nothing else can be mid-import.
-        self.interrupted_jobs = self.store.interrupt_stale_jobs()
-        self.swept_files = self.store.sweep_orphans()
+        self.interrupted_jobs = self._store.jobs.interrupt_stale()
+        self.swept_files = self._store.tracks.sweep_orphans()
         shutil.rmtree(self.settings.tmp_dir, ignore_errors=True)
-        self.embedder_provider = embedder_provider or (lambda: get_embedder(self.settings))
-        self.ingestor = Ingestor(self.store, self.settings, embedder_provider=self._embedder)
+        self._embedder_provider = embedder_provider or (lambda: get_embedder(self.settings))
+        self._ingestor = Ingestor(self._store, self.settings, embedder_provider=self._embedder)
+        self._worker: IngestWorker | None = None
+        self._worker_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def revision(self) -> int:
+        """Grows with every change to tracks or embeddings: a cache key for anything derived."""
+        return self._store.revision
+
     # -- importing ------------------------------------------------------------
 
     def ingest(self, paths, *, copy: bool = False, progress: ProgressCallback | None = None) -> list[FileResult]:
-        return self.ingestor.ingest_paths(paths, copy=copy, progress=progress)
+        """Import files and folders now (folders recursively); results in input order."""
+        return self._ingestor.ingest_paths(paths, copy=copy, progress=progress)
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
-        return self.ingestor.ingest_upload(name, data, progress=progress)
+        """Import one uploaded file now. ``name`` is shown, never used as a path."""
+        return self._ingestor.ingest_upload(name, data, progress=progress)
 
-    def reembed(self, *, progress: ProgressCallback | None = None) -> list[FileResult]:
-        return reembed(self.store, self.settings, self._embedder(), progress=progress)
+    def submit_uploads(self, uploads, *, batch_id: str) -> list[FileResult]:
+        """Queue uploads ((name, bytes or binary file) pairs) for the background worker under
+        ``batch_id``; returns those refused at once. Follow them with :meth:`jobs`."""
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = IngestWorker(self._ingestor)
+        return self._worker.submit_uploads(uploads, batch_id=batch_id)
+
+    def wait_for_uploads(self, timeout: float | None = None) -> bool:
+        """Block until every submitted upload has finished (tests, shutdown)."""
+        return self._worker is None or self._worker.wait_idle(timeout)
+
+    def jobs(self, *, batch_id: str | None = None, limit: int = 200) -> list[Job]:
+        """A batch's jobs in queue order, or the most recent jobs of every batch."""
+        return self._store.jobs.list(batch_id=batch_id, limit=limit)
+
+    def reembed(self, *, retry: bool = False, progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Embed every track that has no embedding from the current model. Loads the model first,
+        so a missing one is a single clear error (``retry`` tries a failed load again)."""
+        embedder = self.load_model(retry=retry)
+        return reembed(self._store, self.settings, embedder, progress=progress)
 
     # -- reading --------------------------------------------------------------
 
-    def track(self, track_id: str) -> dict:
-        return self.store.get_track(self.store.resolve_id(track_id))
+    def track(self, track_id: str) -> Track:
+        """A track by full id or unique prefix (6+ characters)."""
+        return self._store.tracks.get(self._store.tracks.resolve_id(track_id))
 
-    def tracks(self, *, limit: int = 50, offset: int = 0) -> list[dict]:
-        return self.store.list_tracks(limit=limit, offset=offset)
+    def tracks(self, filters: Filters = Filters(), *, name: str | None = None, sort: str = "created_at",
+               descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
+        """A page of tracks passing ``filters`` whose name contains ``name``; ``sort`` is a SORTABLE key."""
+        return self._store.tracks.browse(filters, name=name, sort=sort, descending=descending, limit=limit,
+                                         offset=offset)
+
+    def count(self, filters: Filters = Filters(), *, name: str | None = None) -> int:
+        return self._store.tracks.count(filters, name=name)
 
     def stats(self) -> dict:
-        stats = self.store.stats()
+        stats = self._store.tracks.stats()
         status = self.model_status()
         # Which embeddings are pending depends on the model; unknown until it has loaded.
         stats["pending_embeddings"] = (
-            self.store.count_pending(status["model_id"], PIPELINE_VERSION) if status["loaded"] else None
+            self._store.embeddings.count_pending(status["model_id"], PIPELINE_VERSION) if status["loaded"] else None
         )
         return stats
 
-    def delete(self, track_id: str) -> dict:
-        return self.store.delete_track(self.store.resolve_id(track_id))
+    def delete(self, track_id: str) -> Track:
+        """Remove a track's rows and the library's own copy; a user's file is never touched."""
+        return self._store.tracks.delete(self._store.tracks.resolve_id(track_id))
 
-    def audio_path(self, track: dict) -> Path:
-        return self.store.absolute_path(track)
+    def audio_path(self, track: Track | Hit) -> Path:
+        """The playable file of a track or hit."""
+        if isinstance(track, Hit):
+            return Path(track.path)
+        return self._store.files.absolute_path(track)
+
+    def distributions(self) -> dict | None:
+        """The binned distributions Analytics draws (pandas frames), or None for an empty library."""
+        return analytics.distributions(self._store.db)
+
+    # -- the model ------------------------------------------------------------
 
     def model_status(self) -> dict:
         """What the model is or would be, without loading it (cheap enough for every page view)."""
         return model_status(self.settings, predict_id=False, import_torch=False)
+
+    def load_model(self, *, retry: bool = False):
+        """Load the shared model now (or get it, when loaded); raises ModelUnavailableError."""
+        if retry:
+            get_embedder(self.settings, retry=True)
+        return self._embedder()
+
+    @staticmethod
+    def describe_model(settings: Settings, *, load: bool = False) -> dict:
+        """The full model status for settings, without opening a library (which another
+        process may hold): its id is worked out from the files, ``load`` loads it."""
+        if load:
+            get_embedder(settings)
+        return model_status(settings)
 
     # -- searching ------------------------------------------------------------
 
@@ -86,88 +158,87 @@ class Library:
         """Load the model and the vector index now, so the first search pays for neither."""
         self._index_for(self._embedder()).sync()
 
-    def search(self, *, text: str | None = None, audio_path: Path | None = None, audio_bytes: bytes | None = None,
-               audio_name: str = "query.wav", like: str | None = None, filters: Filters = Filters(),
-               limit: int = DEFAULT_LIMIT, min_score: float | None = None, segments: bool = False) -> list[Hit]:
-        """Rank the library against one query: a text prompt, example audio, or a track ("more like this")."""
-        given = [text is not None, audio_path is not None or audio_bytes is not None, like is not None]
-        if sum(given) != 1:
-            raise InputError("give exactly one query: a text prompt, an audio example or a track id.",
-                             title="Invalid search")
+    def search_text(self, text: str, **options) -> list[Hit]:
+        """Tracks that sound like a prompt ("punchy 808 kick"). Options as for :meth:`similar_by_vector`."""
+        if not text.strip():
+            raise InputError("type something to search for.", title="Empty prompt")
+        return self.similar_by_vector(self._embedder().embed_text([text.strip()])[0], **options)
+
+    def search_audio(self, path: Path | None = None, *, data: bytes | None = None, name: str = "query.wav",
+                     **options) -> list[Hit]:
+        """Tracks that sound like an example clip: a file, or uploaded bytes (``name`` is display only)."""
+        if (path is None) == (data is None):
+            raise InputError("give the example clip as a path or as bytes.", title="Invalid search")
+        return self.similar_by_vector(self._embed_example(path, data, name), **options)
+
+    def search_like(self, track_id: str, **options) -> list[Hit]:
+        """More like a track in the library (never the track itself)."""
+        track_id = self._store.tracks.resolve_id(track_id)
+        query = self._index_for(self._embedder()).vector_of(track_id)
+        if query is None:
+            raise EngineError("this track has no embedding yet, so there is nothing to compare with.",
+                              hint="Run 'python -m engine reembed'.", title="Embedding pending")
+        return self.similar_by_vector(query, exclude=track_id, **options)
+
+    def similar_by_vector(self, query: np.ndarray, *, filters: Filters = Filters(), limit: int = DEFAULT_LIMIT,
+                          min_score: float | None = None, segments: bool = False,
+                          exclude: str | None = None) -> list[Hit]:
+        """Rank the library against a unit query vector of the current model, best first.
+
+        ``segments`` ranks by each track's single best 10 s window instead of
+        its pooled vector; either way a hit carries its best window's span.
+        """
         if limit < 1:
             raise InputError("the result limit must be at least 1.", title="Invalid search")
         embedder = self._embedder()
         index = self._index_for(embedder)
-        exclude = None
-        if text is not None:
-            if not text.strip():
-                raise InputError("type something to search for.", title="Empty prompt")
-            query = embedder.embed_text([text.strip()])[0]
-        elif like is not None:
-            exclude = self.store.resolve_id(like)
-            query = index.vector_of(exclude)
-            if query is None:
-                raise EngineError("this track has no embedding yet, so there is nothing to compare with.",
-                                  hint="Run 'python -m engine reembed'.", title="Embedding pending")
-        else:
-            query = self._embed_example(embedder, audio_path, audio_bytes, audio_name)
-
         if segments:
-            allowed = index.allowed_ids(filters)
-            ranked = rank_segments(self.store, embedder.model_id, query, allowed, limit=limit,
-                                   min_score=min_score, exclude=exclude)
+            ranked = rank_segments(self._store.embeddings, embedder.model_id, query, index.allowed_ids(filters),
+                                   limit=limit, min_score=min_score, exclude=exclude)
             spans = {track_id: (start, end) for track_id, _, start, end in ranked}
             scored = [(track_id, score) for track_id, score, _, _ in ranked]
         else:
             scored = index.top(query, filters=filters, limit=limit, min_score=min_score, exclude=exclude)
             # A single-window track's best segment is that window: no need to read it back.
-            best = best_windows(self.store, embedder.model_id, query, index.multi_window([i for i, _ in scored]))
+            best = best_windows(self._store.embeddings, embedder.model_id, query,
+                                index.multi_window([i for i, _ in scored]))
             spans = {track_id: (start, end) for track_id, (_, start, end) in best.items()}
-        return self._hits(scored, spans)
+        return make_hits(self._store, scored, spans)
 
-    def _hits(self, scored, spans) -> list[Hit]:
-        tracks = self.store.get_tracks([track_id for track_id, _ in scored])
-        hits = []
-        for track_id, score in scored:
-            track = tracks.get(track_id)
-            if track is None:  # deleted between the scan and this read
-                continue
-            start, end = spans.get(track_id, (0.0, min(track["duration"], WINDOW_SECONDS)))
-            hits.append(Hit(
-                id=track_id, filename=track["filename"], score=score, rank=len(hits) + 1,
-                duration=track["duration"], tempo=track["tempo"], spectral_centroid=track["spectral_centroid"],
-                format=track["format"], segment_start=start, segment_end=end, storage=track["storage"],
-                path=str(self.store.absolute_path(track)),
-            ))
-        return hits
-
-    def _embed_example(self, embedder, audio_path, audio_bytes, audio_name):
+    def _embed_example(self, path: Path | None, data: bytes | None, name: str) -> np.ndarray:
         settings = self.settings
         spooled = None
         try:
-            if audio_bytes is not None:
-                name = safe_filename(audio_name)
-                audio.check_size(len(audio_bytes), max_size_bytes=settings.max_file_size_bytes, name=name)
-                spooled = spool(audio_bytes, name, settings.tmp_dir)
+            if data is not None:
+                name = safe_filename(name)
+                audio.check_size(len(data), max_size_bytes=settings.max_file_size_bytes, name=name)
+                spooled = spool(data, name, settings.tmp_dir)
                 path, display = spooled, name
             else:
-                path, display = Path(audio_path), str(audio_path)
+                path, display = Path(path), str(path)
             audio.check_file(path, allowed_extensions=settings.allowed_extensions,
                              max_size_bytes=settings.max_file_size_bytes, display_name=display)
             decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=display)
-            return embed_track(decoded.at_rate(audio.CLAP_RATE), embedder.embed_audio).track
+            return embed_decoded(decoded, self._embedder().embed_audio).track
         finally:
             if spooled is not None:
                 spooled.unlink(missing_ok=True)
 
     def _embedder(self):
-        return self.embedder_provider()
+        return self._embedder_provider()
 
     def _index_for(self, embedder) -> VectorIndex:
         with self._index_lock:
             if self._index is None or self._index.model_id != embedder.model_id:
-                self._index = VectorIndex(self.store, embedder.model_id, embedder.dim)
+                self._index = VectorIndex(self._store, embedder.model_id, embedder.dim)
             return self._index
 
+    # -- backup ---------------------------------------------------------------
 
+    def export(self, target: Path) -> dict:
+        """Every table as Parquet plus the library's own audio copies, into an empty folder."""
+        return export_library(self._store, target)
 
+    def restore(self, source: Path) -> dict:
+        """An export into this library, which must be empty."""
+        return import_library(self._store, source)

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine.errors import EngineError
-from engine.store import Embedded, Store
+from engine.store import Embedded, Filters, Store, Track
+from engine.store.embeddings import Embeddings
 from engine.vectors import PIPELINE_VERSION
+from engine.windows import WINDOW_SECONDS
 
 DEFAULT_LIMIT = 20
 
@@ -31,15 +33,6 @@ DEFAULT_LIMIT = 20
 # Cauchy-Schwarz), the float16 result by 2**-11 more; accumulation is float32.
 # 3 * 4.9e-4 = 1.5e-3, rounded up for subnormals and non-unit rows.
 _COARSE_ERROR = 2e-3
-
-
-@dataclass(frozen=True)
-class Filters:
-    min_duration: float | None = None  # seconds
-    max_duration: float | None = None
-    min_tempo: float | None = None  # BPM; tracks without a tempo never pass a tempo filter
-    max_tempo: float | None = None
-    formats: tuple[str, ...] = ()  # e.g. ("wav", "flac"); empty means all
 
 
 @dataclass
@@ -154,11 +147,11 @@ class VectorIndex:
     def _sync(self) -> _Vectors:
         # Callers hold self._lock: the arrays change in place here, so no scan
         # may run while they do.
-        changes = self.store.changes_since(self._revision)
+        changes = self.store.journal.since(self._revision)
         if self._vectors is None or any(change.kind == "reload" for change in changes):
-            self._revision = self.store.revision  # read first: later changes replay next time
+            self._revision = self.store.journal.revision  # read first: later changes replay next time
             vectors = _Vectors(self.dim)
-            vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION))
+            vectors.append(self.store.embeddings.table(self.model_id, PIPELINE_VERSION))
             self._vectors = vectors
         elif changes:
             self._revision = changes[-1].revision
@@ -184,9 +177,9 @@ class VectorIndex:
             unknown = list(dict.fromkeys(t for t in unknown if t not in fresh))
             for track_id in unknown:
                 self._vectors.remove(track_id)
-            self._vectors.append(self.store.embedding_table(self.model_id, PIPELINE_VERSION, unknown))
+            self._vectors.append(self.store.embeddings.table(self.model_id, PIPELINE_VERSION, unknown))
         if fresh:
-            tracks = self.store.get_tracks(list(fresh))
+            tracks = self.store.tracks.get_many(list(fresh))
             ids = [track_id for track_id in fresh if track_id in tracks]
             for track_id in fresh.keys() - tracks.keys():  # deleted meanwhile; append_rows replaces the rest
                 self._vectors.remove(track_id)
@@ -194,9 +187,9 @@ class VectorIndex:
                 self._vectors.append_rows(
                     ids, np.stack([fresh[t].vector for t in ids]),
                     windows=[fresh[t].window_count for t in ids],
-                    duration=[tracks[t]["duration"] for t in ids],
-                    tempo=[np.nan if tracks[t]["tempo"] is None else tracks[t]["tempo"] for t in ids],
-                    formats=[tracks[t]["format"] for t in ids],
+                    duration=[tracks[t].duration for t in ids],
+                    tempo=[np.nan if tracks[t].tempo is None else tracks[t].tempo for t in ids],
+                    formats=[tracks[t].format for t in ids],
                 )
 
     def vector_of(self, track_id: str) -> np.ndarray | None:
@@ -276,7 +269,7 @@ def embedding_matrix(table) -> np.ndarray:
     return data.reshape(len(column), -1)
 
 
-def best_windows(store: Store, model_id: str, query: np.ndarray,
+def best_windows(embeddings: Embeddings, model_id: str, query: np.ndarray,
                  track_ids: list[str] | None) -> dict[str, tuple[float, float, float]]:
     """For each track (all when ``track_ids`` is None), its window most similar to ``query``:
     (score, start_s, end_s); the earliest window wins a tie."""
@@ -284,23 +277,41 @@ def best_windows(store: Store, model_id: str, query: np.ndarray,
         return {}
     query = np.ascontiguousarray(query, dtype=np.float32)
     best: dict[str, tuple[float, float, float]] = {}
-    for track_id, windows in store.windows(model_id, track_ids).items():
+    for track_id, windows in embeddings.windows(model_id, track_ids).items():
         scores = windows.embeddings @ query
         i = int(np.argmax(scores))
         best[track_id] = (float(scores[i]), windows.starts_s[i], windows.ends_s[i])
     return best
 
 
-def rank_segments(store: Store, model_id: str, query: np.ndarray, allowed: set[str], *, limit: int,
+def rank_segments(embeddings: Embeddings, model_id: str, query: np.ndarray, allowed: set[str], *, limit: int,
                   min_score: float | None, exclude: str | None = None) -> list[tuple[str, float, float, float]]:
     """Segment mode: rank tracks by their single best 10 s window. Returns (id, score, start, end)."""
-    best = best_windows(store, model_id, query, sorted(allowed))
+    best = best_windows(embeddings, model_id, query, sorted(allowed))
     ranked = sorted(
         ((track_id, score, start, end) for track_id, (score, start, end) in best.items()
          if track_id != exclude and (min_score is None or score >= min_score)),
         key=lambda hit: (-hit[1], hit[0]),
     )
     return ranked[:limit]
+
+
+def make_hits(store: Store, scored: list[tuple[str, float]], spans: dict[str, tuple[float, float]]) -> list[Hit]:
+    """Hits for ranked (track id, score) pairs, with each track's best span (default: its first window)."""
+    tracks = store.tracks.get_many([track_id for track_id, _ in scored])
+    hits = []
+    for track_id, score in scored:
+        track: Track | None = tracks.get(track_id)
+        if track is None:  # deleted between the scan and this read
+            continue
+        start, end = spans.get(track_id, (0.0, min(track.duration, WINDOW_SECONDS)))
+        hits.append(Hit(
+            id=track_id, filename=track.filename, score=score, rank=len(hits) + 1, duration=track.duration,
+            tempo=track.tempo, spectral_centroid=track.spectral_centroid, format=track.format,
+            segment_start=start, segment_end=end, storage=track.storage,
+            path=str(store.files.absolute_path(track)),
+        ))
+    return hits
 
 
 def _grow(matrix: np.ndarray, rows: int) -> np.ndarray:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.audio import CLAP_RATE, DecodedAudio
+from engine.store.types import EmbeddingWrite
 from engine.windows import make_windows
 
 PIPELINE_VERSION = 1
@@ -25,6 +27,10 @@ class TrackVectors:
     windows: np.ndarray  # (n, D) float32, L2-normalised
     starts_s: list[float]
     ends_s: list[float]
+
+    def for_model(self, model_id: str) -> EmbeddingWrite:
+        """These vectors as the store writes them, under the model that made them."""
+        return EmbeddingWrite(model_id, PIPELINE_VERSION, self.track, self.windows, self.starts_s, self.ends_s)
 
 
 def pool(window_vectors: np.ndarray) -> np.ndarray:
@@ -39,6 +45,12 @@ def embed_track(samples_48k: np.ndarray, embed_audio) -> TrackVectors:
     windows = make_windows(samples_48k)
     vectors = np.asarray(embed_audio(windows.audio), dtype=np.float32)
     return TrackVectors(pool(vectors), vectors, list(windows.starts_s), list(windows.ends_s))
+
+
+def embed_decoded(decoded: DecodedAudio, embed_audio) -> TrackVectors:
+    """The one path from a decode to vectors, shared by ingest, reembed and example queries:
+    the 48 kHz resampling of the decode, cut into windows, embedded with ``embed_audio``."""
+    return embed_track(decoded.at_rate(CLAP_RATE), embed_audio)
 
 
 class WindowBatcher:

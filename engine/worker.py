@@ -12,7 +12,9 @@ import logging
 import queue
 import threading
 
-from engine.ingest import FileResult, Ingestor
+from engine.ingest import Ingestor
+from engine.stages import FileResult
+from engine.store import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,14 @@ class IngestWorker:
 
     def _fail_unfinished(self, items, exc: Exception) -> None:
         """Jobs the failed batch never finished end as failed, not queued forever."""
-        store = self._ingestor.store
+        jobs = self._ingestor.store.jobs
         for item in items:
             item.path.unlink(missing_ok=True)
             try:
-                if store.job_status(item.job_id) in ("queued", "running"):
-                    store.finish_job(item.job_id, "failed", f"Import failed unexpectedly ({type(exc).__name__}: {exc}).")
+                status = jobs.status(item.job_id)
+                if status is not None and not status.finished:
+                    jobs.finish(item.job_id, JobStatus.FAILED,
+                                f"Import failed unexpectedly ({type(exc).__name__}: {exc}).")
             except Exception:
                 log.exception("could not record the failure of job %s", item.job_id)
 

@@ -3,15 +3,10 @@
 import streamlit as st
 
 import ui
-from engine.errors import EngineError
 
 ui.require_login()
 st.title("Analytics")
-try:
-    figures = ui.charts()
-except EngineError as error:
-    ui.show_error(error)
-    st.stop()
+figures = ui.charts()
 
 if figures is None:
     st.info("Nothing to chart yet: add some files on the Upload page.")

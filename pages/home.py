@@ -3,19 +3,14 @@
 import streamlit as st
 
 import ui
-from engine.errors import EngineError
 
 ui.require_login()
 st.title("Traum-Engine")
 st.caption("Your sample library, searchable by sound.")
 
-try:
-    library = ui.open_library()
-    stats = library.stats()
-    model = library.model_status()
-except EngineError as error:
-    ui.show_error(error)
-    st.stop()
+library = ui.library()
+stats = library.stats()
+model = library.model_status()
 
 if stats["tracks"] == 0:
     st.info("Your library is empty. Add files on the **Upload** page, or import a folder with "

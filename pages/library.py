@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from engine.errors import EngineError
+from engine.library import Filters
 
 PAGE_SIZE = 100
 SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": ("tempo", False),
@@ -13,28 +14,24 @@ SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": (
 
 ui.require_login()
 st.title("Library")
-library = ui.open_library()
+library = ui.library()
 
 name, sort, formats = st.columns([2, 1, 1])
 query = name.text_input("Filter by name")
 sort_key, descending = SORTS[sort.selectbox("Sort by", list(SORTS))]
-chosen_formats = tuple(formats.multiselect("Formats", ["wav", "flac", "mp3", "m4a"]))
-criteria = {"filename": query or None, "formats": chosen_formats}
+filters = Filters(formats=tuple(formats.multiselect("Formats", ["wav", "flac", "mp3", "m4a"])))
 
-try:
-    total = library.store.count_tracks(**criteria)
-    if total == 0:
-        st.info("No tracks match." if query or chosen_formats else "Your library is empty: add files on the Upload page.")
-        st.stop()
-    pages = (total - 1) // PAGE_SIZE + 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
-    tracks = library.store.list_tracks(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, sort=sort_key,
-                                       descending=descending, **criteria)
-except EngineError as error:
-    ui.show_error(error)
+total = library.count(filters, name=query or None)
+if total == 0:
+    st.info("No tracks match." if query or filters.formats else "Your library is empty: add files on the Upload page.")
     st.stop()
-table = pd.DataFrame(tracks)[["filename", "duration", "tempo", "spectral_centroid", "rms_energy",
-                              "zero_crossing_rate", "format", "sample_rate", "channels", "created_at", "id"]]
+pages = (total - 1) // PAGE_SIZE + 1
+page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
+tracks = library.tracks(filters, name=query or None, sort=sort_key, descending=descending, limit=PAGE_SIZE,
+                        offset=(page - 1) * PAGE_SIZE)
+table = pd.DataFrame([track.to_dict() for track in tracks])[
+    ["filename", "duration", "tempo", "spectral_centroid", "rms_energy", "zero_crossing_rate", "format",
+     "sample_rate", "channels", "created_at", "id"]]
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
     column_config={
@@ -52,15 +49,16 @@ st.caption(f"{total:,} tracks. Select a row for details.")
 rows = selection.selection.rows
 if rows:
     track = tracks[rows[0]]
-    st.subheader(track["filename"])
+    st.subheader(track.filename)
     ui.play(track)
-    st.json({key: (str(value) if value is not None else None) for key, value in track.items()}, expanded=False)
-    confirm = st.checkbox("Yes, remove this track from the library", key=f"confirm-{track['id']}")
-    kept = "" if track["storage"] == "managed" else " Your original file stays where it is."
+    st.json({key: (str(value) if value is not None else None) for key, value in track.to_dict().items()},
+            expanded=False)
+    confirm = st.checkbox("Yes, remove this track from the library", key=f"confirm-{track.id}")
+    kept = "" if track.storage == "managed" else " Your original file stays where it is."
     if st.button("Delete track", type="primary", disabled=not confirm, help="Removes the library's rows and copy."):
         try:
-            library.delete(track["id"])
-            st.toast(f"Deleted {track['filename']}.{kept}")
+            library.delete(track.id)
+            st.toast(f"Deleted {track.filename}.{kept}")
             st.rerun()
-        except EngineError as error:
+        except EngineError as error:  # the table stays usable; the track may have gone meanwhile
             ui.show_error(error)

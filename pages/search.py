@@ -1,14 +1,15 @@
 """Search: by prompt, by example clip, or "more like this"."""
 
+from functools import partial
+
 import streamlit as st
 
 import ui
-from engine.errors import EngineError
-from engine.search import Filters
+from engine.library import Filters
 
 ui.require_login()
 st.title("Search")
-library = ui.open_library()
+library = ui.library()
 st.session_state.setdefault("like", None)
 
 prompt_tab, example_tab = st.tabs(["Describe it", "Play an example"])
@@ -33,33 +34,27 @@ filters = Filters(
     min_duration=duration[0] if use_duration else None, max_duration=duration[1] if use_duration else None,
     min_tempo=tempo[0] if use_tempo else None, max_tempo=tempo[1] if use_tempo else None, formats=tuple(formats),
 )
-query: dict = {}
+# One search, chosen by what was given: a track to match, an example clip, or a prompt.
 if st.session_state.like:
-    query = {"like": st.session_state.like}
     st.info("Showing tracks like the one you picked.")
     if st.button("Clear"):
         st.session_state.like = None
         st.rerun()
+    search, described = partial(library.search_like, st.session_state.like), "this track"
 elif recording is not None:
-    query = {"audio_bytes": recording.getvalue(), "audio_name": "recording.wav"}
+    search, described = partial(library.search_audio, data=recording.getvalue(), name="recording.wav"), "this example"
 elif example is not None:
-    query = {"audio_bytes": example.getvalue(), "audio_name": example.name}
+    search, described = partial(library.search_audio, data=example.getvalue(), name=example.name), "this example"
 elif prompt.strip():
-    query = {"text": prompt}
-
-if not query:
+    search, described = partial(library.search_text, prompt), f"“{prompt}”"
+else:
     st.caption("Type a prompt, drop an example clip or record one.")
     st.stop()
 
-try:
-    with st.spinner("Searching..."):
-        hits = library.search(**query, filters=filters, limit=int(limit), segments=segments)
-    pending = library.stats()["pending_embeddings"] if not hits else 0
-except EngineError as error:
-    ui.show_error(error)
-    st.stop()
+with st.spinner("Searching..."):
+    hits = search(filters=filters, limit=int(limit), segments=segments)
+pending = library.stats()["pending_embeddings"] if not hits else 0
 
-described = f"“{query['text']}”" if "text" in query else "this example" if "audio_bytes" in query else "this track"
 st.caption(f"{len(hits)} results for {described}")
 if not hits:
     st.info("No matches." + (f" {pending:,} tracks are still waiting for embeddings." if pending else ""))

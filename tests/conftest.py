@@ -3,9 +3,7 @@ embedder (fixtures_fake) and the tiny offline CLAP model (fixtures_clap)."""
 
 import pytest
 
-from tests.fixtures_audio import *  # noqa: F401,F403
-from tests.fixtures_clap import *  # noqa: F401,F403
-from tests.fixtures_fake import *  # noqa: F401,F403
+pytest_plugins = ["tests.fixtures_audio", "tests.fixtures_clap", "tests.fixtures_fake"]
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from engine.clap import get_embedder, reset_embedders
@@ -10,8 +11,19 @@ from engine.clap import get_embedder, reset_embedders
 REPO = Path(__file__).resolve().parents[1]
 
 
+class _ServedPages(PagesManager):
+    """Pages as a running server serves them after its first request (ui leaves Streamlit's legacy
+    pages/ mode then): every page runs inside app.py's st.navigation, under its error boundary.
+    AppTest would otherwise switch back to the legacy mode before every run and run a page alone."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
 @pytest.fixture
 def app(tmp_path, monkeypatch, tiny_clap_dir):
+    monkeypatch.setattr("streamlit.testing.v1.app_test.PagesManager", _ServedPages)
     monkeypatch.setenv("TRAUM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tiny_clap_dir))
     monkeypatch.setenv("TRAUM_CLAP_DEVICE", "cpu")
@@ -21,7 +33,6 @@ def app(tmp_path, monkeypatch, tiny_clap_dir):
     def clear():
         ui.settings.clear()
         ui.library.clear()
-        ui.worker.clear()
         ui.chart_figures.clear()
         reset_embedders()
 
@@ -106,7 +117,7 @@ def test_upload_good_and_bad_files(app, audio_dir):
     at.button[0].click().run()
     import ui
 
-    assert ui.worker().wait_idle(timeout=120)
+    assert ui.library().wait_for_uploads(timeout=120)
     at.run()
     assert not at.exception
     table = at.dataframe[0].value

@@ -13,8 +13,8 @@ TABLES_WITH_ROWS = ("tracks", "features", "sources", "track_embeddings", "window
 
 
 def rows(library, table):
-    return library.store.frame("dump", f"SELECT * FROM {table}").sort_values(
-        list(library.store.frame("dump", f"SELECT * FROM {table} LIMIT 0").columns)[:3]
+    return library._store.db.frame("dump", f"SELECT * FROM {table}").sort_values(
+        list(library._store.db.frame("dump", f"SELECT * FROM {table} LIMIT 0").columns)[:3]
     ).reset_index(drop=True)
 
 
@@ -30,8 +30,8 @@ def test_round_trip_keeps_rows_search_results_and_segments(tmp_path, audio_dir):
     source.ingest_upload("upload.wav", (audio_dir / "sine440.wav").read_bytes())
     before = {table: rows(source, table) for table in TABLES_WITH_ROWS}
     queries = [dict(text="440 Hz", limit=10), dict(text="noise", limit=10, segments=True)]
-    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search(**q)] for q in queries]
-    source.store.close()
+    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search_text(**q)] for q in queries]
+    source.close()
     assert main(["export", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
 
     assert main(["import", str(tmp_path / "backup"), "--data-dir", str(tmp_path / "b"), "--json"]) == 0
@@ -39,14 +39,14 @@ def test_round_trip_keeps_rows_search_results_and_segments(tmp_path, audio_dir):
         for table, frame in before.items():
             assert rows(restored, table).equals(frame), table
         for query, hits in zip(queries, expected):
-            assert [(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)] == hits
-        managed = [t for t in restored.tracks(limit=100) if t["storage"] == "managed"]
+            assert [(h.id, round(h.score, 6), h.segment_start) for h in restored.search_text(**query)] == hits
+        managed = [t for t in restored.tracks(limit=100) if t.storage == "managed"]
         assert len(managed) == 2
         for track in managed:
             path = restored.audio_path(track)
             assert path.is_file() and path.resolve().is_relative_to((tmp_path / "b").resolve())
-        referenced = [t for t in restored.tracks(limit=100) if t["storage"] == "referenced"]
-        assert {t["path"] for t in referenced} == {str((audio_dir / "formats" / f"mix.{e}").resolve())
+        referenced = [t for t in restored.tracks(limit=100) if t.storage == "referenced"]
+        assert {t.path for t in referenced} == {str((audio_dir / "formats" / f"mix.{e}").resolve())
                                                     for e in ("wav", "flac", "mp3", "m4a")}
 
 
@@ -86,7 +86,7 @@ def test_import_refuses_paths_that_leave_the_library(tmp_path, audio_dir):
     store = Store(tmp_path / "b")
     with pytest.raises(EngineError, match="unsafe library path"):
         import_library(store, tmp_path / "backup")
-    assert store.stats()["tracks"] == 0
+    assert store.tracks.stats()["tracks"] == 0
 
 
 def test_a_damaged_export_is_a_clear_error(tmp_path):
@@ -109,8 +109,8 @@ def test_an_export_from_before_window_sets_and_vector_bytes_imports_every_vector
     write_audio(tmp_path / "in" / "long.wav", np.concatenate([white_noise(10), sine(440, 10, amplitude=0.5)]), 44_100)
     source.ingest([tmp_path / "in" / "long.wav", audio_dir / "sine440.wav"])
     queries = [dict(text="440 Hz", limit=10, segments=True), dict(text="440 Hz", limit=10)]
-    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search(**query)] for query in queries]
-    source.store.close()
+    expected = [[(h.id, round(h.score, 6), h.segment_start) for h in source.search_text(**query)] for query in queries]
+    source.close()
     backup = tmp_path / "backup"
     assert main(["export", str(backup), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
     # Rewrite it as the older layout: one row per window, and no 0003 in the manifest.
@@ -133,6 +133,6 @@ def test_an_export_from_before_window_sets_and_vector_bytes_imports_every_vector
 
     assert main(["import", str(backup), "--data-dir", str(tmp_path / "b"), "--json"]) == 0
     with Library(Settings(data_dir=tmp_path / "b"), embedder_provider=lambda: fake) as restored:
-        assert [[(h.id, round(h.score, 6), h.segment_start) for h in restored.search(**query)]
+        assert [[(h.id, round(h.score, 6), h.segment_start) for h in restored.search_text(**query)]
                 for query in queries] == expected
-        assert len(restored.store.windows(fake.model_id)) == 2
+        assert len(restored._store.embeddings.windows(fake.model_id)) == 2

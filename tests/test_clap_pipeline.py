@@ -16,7 +16,7 @@ def clap_library(tiny_clap_settings, fresh_embedders):
 
 
 def stored_vector(library, track_id):
-    table = library.store.embedding_table(library.ingestor.embedder_provider().model_id, 1, [track_id])
+    table = library._store.embeddings.table(library._embedder().model_id, 1, [track_id])
     return embedding_matrix(table)[0]
 
 
@@ -24,14 +24,14 @@ def test_a_file_searched_by_itself_ranks_first(clap_library, audio_dir):
     results = clap_library.ingest([audio_dir])
     added = [r for r in results if r.status == "added"]
     assert len(added) == 10 and not any(r.note for r in added)
-    assert clap_library.store.count_pending(clap_library.ingestor.embedder_provider().model_id, 1) == 0
+    assert clap_library._store.embeddings.count_pending(clap_library._embedder().model_id, 1) == 0
     for name in ("sine440.wav", "noise.wav", "click120.wav", "stereo44k.wav"):
-        [top] = clap_library.search(audio_path=audio_dir / name, limit=1)
+        [top] = clap_library.search_audio(audio_dir / name, limit=1)
         assert top.filename == name and top.score > 0.999, (name, top)
     # A text query scores every track by the dot product of the unit vectors.
-    embedder = clap_library.ingestor.embedder_provider()
+    embedder = clap_library._embedder()
     query = embedder.embed_text(["a bright metallic click"])[0]
-    hits = clap_library.search(text="a bright metallic click", limit=5)
+    hits = clap_library.search_text("a bright metallic click", limit=5)
     expected = sorted(((float(stored_vector(clap_library, r.track_id) @ query), r.track_id) for r in added),
                       reverse=True)[:5]
     assert [h.id for h in hits] == [track_id for _, track_id in expected]
@@ -62,13 +62,13 @@ def test_windows_and_segment_starts_are_stored(clap_library, tmp_path):
     signal = np.concatenate([white_noise(10, rate), sine(440, 10, rate), click_track(150, 5, rate)])
     path = write_audio(tmp_path / "long.wav", signal, rate)
     [result] = clap_library.ingest([path])
-    model_id = clap_library.ingestor.embedder_provider().model_id
-    windows = clap_library.store.windows(model_id, [result.track_id])[result.track_id]
+    model_id = clap_library._embedder().model_id
+    windows = clap_library._store.embeddings.windows(model_id, [result.track_id])[result.track_id]
     assert windows.starts_s == [0.0, 10.0, 15.0]
     assert windows.ends_s == [10.0, 20.0, 25.0]
-    assert windows.embeddings.shape == (3, clap_library.ingestor.embedder_provider().dim)
+    assert windows.embeddings.shape == (3, clap_library._embedder().dim)
     assert windows.embeddings.dtype == np.float32
     # The middle 10 s, cut out and searched on its own, finds its own window.
     clip = write_audio(tmp_path / "clip.wav", signal[10 * rate : 20 * rate], rate)
-    [hit] = clap_library.search(audio_path=clip, limit=1, segments=True)
+    [hit] = clap_library.search_audio(clip, limit=1, segments=True)
     assert hit.id == result.track_id and hit.segment_start == 10.0 and hit.score > 0.99

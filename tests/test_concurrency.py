@@ -31,7 +31,7 @@ def test_searches_during_ingest_and_delete_see_no_errors_and_no_phantoms(fake_li
         while not stop.is_set():
             started = time.monotonic()
             try:
-                hits = library.search(text="a 300 Hz tone", limit=50)
+                hits = library.search_text("a 300 Hz tone", limit=50)
             except BaseException as exc:  # noqa: BLE001 - any error is a failure here
                 errors.append(exc)
                 return
@@ -60,7 +60,7 @@ def test_searches_during_ingest_and_delete_see_no_errors_and_no_phantoms(fake_li
     assert not errors, errors[:3]
     assert searches > 10
     assert {r.status for r in results} == {"added"}
-    final = library.search(text="noise", limit=100)
+    final = library.search_text("noise", limit=100)
     assert len(final) == 6 - 3 + 12
     assert not set(victims) & {hit.id for hit in final}
 

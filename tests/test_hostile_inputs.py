@@ -89,9 +89,9 @@ def test_every_broken_file_fails_with_a_specific_reason(library, tmp_path):
         assert result.status == expected, (name, result.error)
         if phrase:
             assert phrase in result.error and name in result.error, (name, result.error)
-    assert library.track(by_name["lying_header.wav"].track_id)["duration"] == pytest.approx(1.0, abs=0.01)
-    assert library.track(by_name["ogg_named.mp3"].track_id)["format"] == "ogg"
-    assert library.track(by_name["mp4_named.mp3"].track_id)["format"] == "m4a"
+    assert library.track(by_name["lying_header.wav"].track_id).duration == pytest.approx(1.0, abs=0.01)
+    assert library.track(by_name["ogg_named.mp3"].track_id).format == "ogg"
+    assert library.track(by_name["mp4_named.mp3"].track_id).format == "m4a"
 
 
 def test_odd_rates_channels_depths_and_names_are_added(library, tmp_path):
@@ -104,7 +104,7 @@ def test_odd_rates_channels_depths_and_names_are_added(library, tmp_path):
         assert result.status == "added", (name, result.error)
         track = library.track(result.track_id)
         for key, value in cases[name][1].items():
-            assert track[key] == value, (name, key)
+            assert getattr(track, key) == value, (name, key)
 
 
 def test_size_and_duration_limits(tmp_path):
@@ -118,8 +118,8 @@ def test_size_and_duration_limits(tmp_path):
         over, truncated = library.ingest([just_over, long])
         assert over.status == "failed" and "over the 1 MB limit" in over.error
         track = library.track(truncated.track_id)
-        assert track["truncated"] and track["analysed_duration"] == pytest.approx(5.0)
-        assert track["duration"] == pytest.approx(12.0)
+        assert track.truncated and track.analysed_duration == pytest.approx(5.0)
+        assert track.duration == pytest.approx(12.0)
 
 
 def test_uploaded_names_are_metadata_only(library, audio_dir):
@@ -130,7 +130,7 @@ def test_uploaded_names_are_metadata_only(library, audio_dir):
         result = library.ingest_upload(name, data[:-2] + bytes([i, i]))
         assert result.status == "added", (name, result.error)
         track = library.track(result.track_id)
-        assert "/" not in track["filename"] and "\\" not in track["filename"]
+        assert "/" not in track.filename and "\\" not in track.filename
         assert library.audio_path(track).resolve().is_relative_to(library.settings.audio_dir.resolve())
     assert not any(p.name == "passwd.wav" for p in library.settings.data_dir.parent.rglob("passwd.wav"))
 
@@ -184,12 +184,12 @@ def test_many_uploads_queue_instead_of_decoding_at_once(library, monkeypatch, au
     monkeypatch.setattr(ingest_module.audio, "decode", counting_decode)
     data = (audio_dir / "sine440.wav").read_bytes()
     uploads = [(f"take{i}.wav", data[:-4] + i.to_bytes(4, "little")) for i in range(12)]
-    worker = IngestWorker(library.ingestor)
+    worker = IngestWorker(library._ingestor)
     refused = worker.submit_uploads(uploads, batch_id="many")
     assert refused == []
     assert worker.wait_idle(timeout=300)
-    jobs = library.store.jobs(batch_id="many")
-    assert [job["status"] for job in jobs] == ["added"] * 12
+    jobs = library.jobs(batch_id="many")
+    assert [job.status for job in jobs] == ["added"] * 12
     assert 1 <= peak <= library.settings.max_concurrent_jobs
     assert not list(library.settings.tmp_dir.glob("*"))  # every spooled upload was moved into the library
 
@@ -200,10 +200,10 @@ def test_a_batch_that_crashes_leaves_no_job_queued_forever(library, monkeypatch,
     def explode(items, progress=None):
         raise RuntimeError("simulated crash outside any file's stages")
 
-    monkeypatch.setattr(library.ingestor, "run_items", explode)
-    worker = IngestWorker(library.ingestor)
+    monkeypatch.setattr(library._ingestor, "run_items", explode)
+    worker = IngestWorker(library._ingestor)
     worker.submit_uploads([("a.wav", (audio_dir / "sine440.wav").read_bytes())], batch_id="crash")
     assert worker.wait_idle(timeout=60)
-    [job] = library.store.jobs(batch_id="crash")
-    assert job["status"] == "failed" and "simulated crash" in job["message"]
+    [job] = library.jobs(batch_id="crash")
+    assert job.status == "failed" and "simulated crash" in job.message
     assert not list(library.settings.tmp_dir.glob("*"))

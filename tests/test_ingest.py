@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import ingest as ingest_module
+from engine import stages as stage_module
 from engine.library import Library
 from tests.fixtures_audio import click_track, sine, write_audio
 
@@ -36,15 +36,15 @@ def test_folder_import_adds_good_files_and_reports_bad_ones(library, audio_dir):
 def test_stored_metadata_and_features(library, audio_dir):
     [result] = library.ingest([audio_dir / "stereo44k.wav"])
     track = library.track(result.track_id)
-    assert track["filename"] == "stereo44k.wav"
-    assert (track["sample_rate"], track["channels"], track["format"]) == (44_100, 2, "wav")
-    assert track["duration"] == pytest.approx(4.0)
-    assert track["file_size"] == (audio_dir / "stereo44k.wav").stat().st_size
-    assert track["storage"] == "referenced" and track["path"] == str((audio_dir / "stereo44k.wav").resolve())
+    assert track.filename == "stereo44k.wav"
+    assert (track.sample_rate, track.channels, track.format) == (44_100, 2, "wav")
+    assert track.duration == pytest.approx(4.0)
+    assert track.file_size == (audio_dir / "stereo44k.wav").stat().st_size
+    assert track.storage == "referenced" and track.path == str((audio_dir / "stereo44k.wav").resolve())
     [click] = library.ingest([audio_dir / "click120.wav"])
-    assert library.track(click.track_id)["tempo"] == pytest.approx(120, rel=0.02)
+    assert library.track(click.track_id).tempo == pytest.approx(120, rel=0.02)
     [silence] = library.ingest([audio_dir / "silence.wav"])
-    assert library.track(silence.track_id)["tempo"] is None
+    assert library.track(silence.track_id).tempo is None
 
 
 def test_same_content_under_another_name_is_a_duplicate(library, audio_dir, tmp_path):
@@ -70,7 +70,7 @@ def test_size_limit_is_checked_before_reading(tmp_path, audio_dir, monkeypatch):
 
     settings = Settings(data_dir=tmp_path / "data", max_file_size_mb=0.01)
     reads = []
-    monkeypatch.setattr(ingest_module.audio, "hash_file", lambda path: reads.append(path))
+    monkeypatch.setattr(stage_module.audio, "hash_file", lambda path: reads.append(path))
     with Library(settings) as library:
         [result] = library.ingest([audio_dir / "click120.wav"])
     assert result.status == "failed" and "File too large" in result.error
@@ -83,8 +83,8 @@ def test_rerun_skips_unchanged_files_without_reading_them(library, audio_dir, mo
     def must_not_decode(*args, **kwargs):
         raise AssertionError("an unchanged file was decoded again")
 
-    monkeypatch.setattr(ingest_module.audio, "decode", must_not_decode)
-    monkeypatch.setattr(ingest_module.audio, "hash_file", must_not_decode)
+    monkeypatch.setattr(stage_module.audio, "decode", must_not_decode)
+    monkeypatch.setattr(stage_module.audio, "hash_file", must_not_decode)
     results = library.ingest([audio_dir / "formats"])
     assert {r.status for r in results} == {"duplicate"}
 
@@ -102,36 +102,34 @@ def test_failure_between_stages_leaves_no_row_and_no_file(library, audio_dir, mo
     def broken_features(**kwargs):
         raise RuntimeError("injected between decode and persist")
 
-    monkeypatch.setattr(ingest_module, "compute_features", broken_features)
+    monkeypatch.setattr(stage_module, "compute_features", broken_features)
     [result] = library.ingest([audio_dir / "sine440.wav"], copy=True)
     assert result.status == "failed" and "injected" in result.error
     assert library.stats()["tracks"] == 0
     assert not [p for p in library.settings.audio_dir.rglob("*") if p.is_file()]
-    job = library.store.jobs()[0]
-    assert job["status"] == "failed" and job["progress"] == 1.0
+    job = library.jobs()[0]
+    assert job.status == "failed" and job.progress == 1.0
 
 
 def test_failure_inside_the_save_transaction_leaves_nothing(fake_library, audio_dir, monkeypatch):
     library = fake_library
 
-    def explode(*args):
-        def writes(conn):
-            raise RuntimeError("injected after the track rows, before the commit")
-        return writes
+    def explode(conn, track_id, embedding):
+        raise RuntimeError("injected after the track rows, before the commit")
 
-    monkeypatch.setattr(library.store, "embedding_writes", explode)
+    monkeypatch.setattr("engine.store.tracks.write_embedding", explode)
     [result] = library.ingest([audio_dir / "sine440.wav"], copy=True)
     assert result.status == "failed" and "injected" in result.error
     assert library.stats()["tracks"] == 0
     assert not [p for p in library.settings.audio_dir.rglob("*") if p.is_file()]
-    assert library.store._query("n", "SELECT count(*) AS n FROM features")[0]["n"] == 0
+    assert library._store.db.records("n", "SELECT count(*) AS n FROM features")[0]["n"] == 0
 
 
 def test_copy_keeps_a_content_addressed_copy(library, audio_dir):
     [result] = library.ingest([audio_dir / "formats" / "mix.flac"], copy=True)
     track = library.track(result.track_id)
-    assert track["storage"] == "managed"
-    assert track["path"] == f"audio/{result.track_id[:2]}/{result.track_id}.flac"
+    assert track.storage == "managed"
+    assert track.path == f"audio/{result.track_id[:2]}/{result.track_id}.flac"
     stored = library.audio_path(track)
     assert stored.read_bytes() == (audio_dir / "formats" / "mix.flac").read_bytes()
     library.delete(result.track_id)
@@ -144,7 +142,7 @@ def test_upload_name_is_never_used_as_a_path(library, audio_dir, tmp_path):
     result = library.ingest_upload("../../x.wav", data)
     assert result.status == "added"
     track = library.track(result.track_id)
-    assert track["filename"] == "x.wav"
+    assert track.filename == "x.wav"
     assert library.audio_path(track).resolve().is_relative_to(library.settings.audio_dir.resolve())
     assert not list(tmp_path.rglob("x.wav"))  # nothing anywhere was named after the upload
     assert not list(library.settings.tmp_dir.glob("*"))  # the spooled upload was moved, not left behind
@@ -168,16 +166,16 @@ def test_progress_is_reported_per_stage_and_jobs_persist(library, audio_dir):
     assert stages[:4] == ["validate", "hash", "decode", "features"] and stages[-1] == "done"
     finished = [e.result for e in events if e.result is not None]
     assert sorted(r.status for r in finished) == ["added", "failed"]
-    jobs = {Path(j["source"]).name: j for j in library.store.jobs()}
-    assert jobs["sine440.wav"]["status"] == "added" and jobs["sine440.wav"]["track_id"] == results[0].track_id
-    assert jobs["random.wav"]["status"] == "failed" and "decodable" in jobs["random.wav"]["message"]
+    jobs = {Path(j.source).name: j for j in library.jobs()}
+    assert jobs["sine440.wav"].status == "added" and jobs["sine440.wav"].track_id == results[0].track_id
+    assert jobs["random.wav"].status == "failed" and "decodable" in jobs["random.wav"].message
 
 
 def test_one_bad_file_never_stops_the_batch(library, tmp_path, monkeypatch):
     for i in range(6):
         write_audio(tmp_path / "in" / f"tone{i}.wav", sine(200 + 50 * i, 1), 44_100)
     (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF\x00\x00")
-    real = ingest_module.compute_features
+    real = stage_module.compute_features
 
     def flaky(*, samples, sample_rate):
         if abs(len(samples) - sample_rate) < 2 and flaky.calls == 2:
@@ -187,7 +185,7 @@ def test_one_bad_file_never_stops_the_batch(library, tmp_path, monkeypatch):
         return real(samples=samples, sample_rate=sample_rate)
 
     flaky.calls = 0
-    monkeypatch.setattr(ingest_module, "compute_features", flaky)
+    monkeypatch.setattr(stage_module, "compute_features", flaky)
     results = library.ingest([tmp_path / "in"])
     assert sorted(r.status for r in results).count("added") == 5
     assert sum(r.status == "failed" for r in results) == 2
@@ -228,8 +226,8 @@ def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path, tiny_clap_di
         assert 1 <= tracks < 10
         assert library.interrupted_jobs >= 1
         stored = sorted(p.relative_to(data).as_posix() for p in audio_store.rglob("*") if p.is_file())
-        assert stored == sorted(t["path"] for t in library.tracks(limit=100))  # no orphan, no missing file
-        count = lambda sql: library.store._query("n", sql)[0]["n"]  # noqa: E731
+        assert stored == sorted(t.path for t in library.tracks(limit=100))  # no orphan, no missing file
+        count = lambda sql: library._store.db.records("n", sql)[0]["n"]  # noqa: E731
         assert count("SELECT count(*) AS n FROM features") == tracks
         # Every track is whole: embedded with its windows; no window or vector without its track.
         assert count("SELECT count(*) AS n FROM track_embeddings") == tracks
@@ -242,18 +240,18 @@ def test_kill_9_mid_run_then_rerun_completes_exactly_once(tmp_path, tiny_clap_di
     assert rerun.returncode == 0, rerun.stderr
     with Library(Settings(data_dir=data)) as library:
         assert library.stats()["tracks"] == 10
-        assert len({t["filename"] for t in library.tracks(limit=100)}) == 10
-        assert library.store._query("n", "SELECT count(*) AS n FROM track_embeddings")[0]["n"] == 10
+        assert len({t.filename for t in library.tracks(limit=100)}) == 10
+        assert library._store.db.records("n", "SELECT count(*) AS n FROM track_embeddings")[0]["n"] == 10
 
 
 def test_uploads_stream_from_file_objects(library, audio_dir):
     import io
 
     data = (audio_dir / "sine440.wav").read_bytes()
-    items, refused = library.ingestor.queue_uploads([("a.wav", io.BytesIO(data))])
+    items, refused = library._ingestor.queue_uploads([("a.wav", io.BytesIO(data))])
     assert refused == [] and items[0].path.read_bytes() == data
-    [result] = library.ingestor.run_items(items)
+    [result] = library._ingestor.run_items(items)
     assert result.status == "added"
     big = io.BytesIO(b"0" * (library.settings.max_file_size_bytes + 1))
-    items, refused = library.ingestor.queue_uploads([("big.wav", big)])
+    items, refused = library._ingestor.queue_uploads([("big.wav", big)])
     assert items == [] and "File too large" in refused[0].error

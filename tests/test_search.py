@@ -6,7 +6,7 @@ import pytest
 
 from engine.errors import EngineError, InputError, ModelUnavailableError
 from engine.library import Library
-from engine.search import Filters
+from engine.library import Filters
 from tests.fixtures_audio import sine, white_noise, write_audio
 from tests.fixtures_fake import FakeEmbedder
 
@@ -25,14 +25,14 @@ def names(hits):
 def test_every_added_track_is_embedded(indexed):
     library, ids = indexed
     assert len(ids) == 10
-    assert library.store.count_pending("fake-bands-v1", 1) == 0
+    assert library._store.embeddings.count_pending("fake-bands-v1", 1) == 0
 
 
 def test_text_queries_rank_exactly(indexed):
     library, _ = indexed
-    assert names(library.search(text="a 440 Hz tone", limit=1)) == ["sine440.wav"]
-    assert names(library.search(text="white noise", limit=1)) == ["noise.wav"]
-    hits = library.search(text="1 kHz", limit=3)
+    assert names(library.search_text("a 440 Hz tone", limit=1)) == ["sine440.wav"]
+    assert names(library.search_text("white noise", limit=1)) == ["noise.wav"]
+    hits = library.search_text("1 kHz", limit=3)
     assert hits[0].filename == "hires96k24.wav"
     assert [h.rank for h in hits] == [1, 2, 3]
     assert hits[0].score >= hits[1].score >= hits[2].score
@@ -40,16 +40,16 @@ def test_text_queries_rank_exactly(indexed):
 
 def test_a_file_searched_by_itself_ranks_first(indexed, audio_dir):
     library, ids = indexed
-    [top] = library.search(audio_path=audio_dir / "stereo44k.wav", limit=1)
+    [top] = library.search_audio(audio_dir / "stereo44k.wav", limit=1)
     assert top.id == ids["stereo44k.wav"] and top.score > 0.999
-    [top] = library.search(audio_bytes=(audio_dir / "sine440.wav").read_bytes(), audio_name="clip.wav", limit=1)
+    [top] = library.search_audio(data=(audio_dir / "sine440.wav").read_bytes(), name="clip.wav", limit=1)
     assert top.id == ids["sine440.wav"] and top.score > 0.999
     assert not list(library.settings.tmp_dir.glob("*"))  # the spooled example is gone
 
 
 def test_more_like_this_excludes_the_track_itself(indexed):
     library, ids = indexed
-    hits = library.search(like=ids["mix.wav"][:12], limit=3)
+    hits = library.search_like(ids["mix.wav"][:12], limit=3)
     assert ids["mix.wav"] not in [h.id for h in hits]
     # The same mix in lossless flac is the closest neighbour.
     assert hits[0].filename == "mix.flac" and hits[0].score > 0.999
@@ -57,24 +57,24 @@ def test_more_like_this_excludes_the_track_itself(indexed):
 
 def test_filters(indexed):
     library, _ = indexed
-    fast = library.search(text="noise", limit=50, filters=Filters(min_tempo=100, max_tempo=140))
+    fast = library.search_text("noise", limit=50, filters=Filters(min_tempo=100, max_tempo=140))
     assert sorted(names(fast)) == ["click120.wav", "mix.flac", "mix.m4a", "mix.mp3", "mix.wav"]
-    short = library.search(text="noise", limit=50, filters=Filters(max_duration=3.5))
+    short = library.search_text("noise", limit=50, filters=Filters(max_duration=3.5))
     assert sorted(names(short)) == ["hires96k24.wav", "silence.wav"]
-    ranged = library.search(text="noise", limit=50, filters=Filters(min_duration=4.5, max_duration=6))
+    ranged = library.search_text("noise", limit=50, filters=Filters(min_duration=4.5, max_duration=6))
     assert sorted(names(ranged)) == ["noise.wav", "sine440.wav"]
-    flac = library.search(text="noise", limit=50, filters=Filters(formats=("flac",)))
+    flac = library.search_text("noise", limit=50, filters=Filters(formats=("flac",)))
     assert names(flac) == ["mix.flac"]
-    assert library.search(text="noise", limit=50, filters=Filters(min_tempo=300)) == []
+    assert library.search_text("noise", limit=50, filters=Filters(min_tempo=300)) == []
 
 
 def test_limit_and_min_score(indexed):
     library, _ = indexed
-    assert len(library.search(text="noise", limit=4)) == 4
-    every = library.search(text="a 440 Hz tone", limit=50)
+    assert len(library.search_text("noise", limit=4)) == 4
+    every = library.search_text("a 440 Hz tone", limit=50)
     assert len(every) == 10
     cut = every[2].score
-    above = library.search(text="a 440 Hz tone", limit=50, min_score=cut)
+    above = library.search_text("a 440 Hz tone", limit=50, min_score=cut)
     assert [h.id for h in above] == [h.id for h in every if h.score >= cut]
 
 
@@ -84,27 +84,27 @@ def test_segment_start_points_at_the_matching_window(fake_library, tmp_path):
     write_audio(tmp_path / "noise_tone_noise.wav", track, rate)
     write_audio(tmp_path / "tone_only.wav", sine(440, 3, rate), rate)
     fake_library.ingest([tmp_path / "noise_tone_noise.wav", tmp_path / "tone_only.wav"])
-    hits = {h.filename: h for h in fake_library.search(text="440 Hz", limit=5)}
+    hits = {h.filename: h for h in fake_library.search_text("440 Hz", limit=5)}
     assert hits["noise_tone_noise.wav"].segment_start == pytest.approx(10.0)
     assert hits["noise_tone_noise.wav"].segment_end == pytest.approx(20.0)
     assert hits["tone_only.wav"].segment_start == 0.0
     # Segment mode ranks by the best window alone: the tone window beats the noisy whole.
-    segments = fake_library.search(text="440 Hz", limit=5, segments=True)
+    segments = fake_library.search_text("440 Hz", limit=5, segments=True)
     by_name = {h.filename: h for h in segments}
     assert by_name["noise_tone_noise.wav"].segment_start == pytest.approx(10.0)
-    whole = {h.filename: h.score for h in fake_library.search(text="440 Hz", limit=5)}
+    whole = {h.filename: h.score for h in fake_library.search_text("440 Hz", limit=5)}
     assert by_name["noise_tone_noise.wav"].score > whole["noise_tone_noise.wav"]
 
 
 def test_results_follow_ingest_and_delete_at_once(fake_library, tmp_path):
     write_audio(tmp_path / "a.wav", sine(200, 2), 44_100)
     fake_library.ingest([tmp_path / "a.wav"])
-    assert names(fake_library.search(text="200 Hz", limit=5)) == ["a.wav"]  # builds the index
+    assert names(fake_library.search_text("200 Hz", limit=5)) == ["a.wav"]  # builds the index
     write_audio(tmp_path / "b.wav", sine(3_000, 2), 44_100)
     [b] = fake_library.ingest([tmp_path / "b.wav"])
-    assert names(fake_library.search(text="3 kHz", limit=1)) == ["b.wav"]
+    assert names(fake_library.search_text("3 kHz", limit=1)) == ["b.wav"]
     fake_library.delete(b.track_id)
-    assert names(fake_library.search(text="3 kHz", limit=5)) == ["a.wav"]
+    assert names(fake_library.search_text("3 kHz", limit=5)) == ["a.wav"]
 
 
 def test_missing_model_keeps_tracks_pending_until_reembed(settings, audio_dir):
@@ -115,16 +115,16 @@ def test_missing_model_keeps_tracks_pending_until_reembed(settings, audio_dir):
         results = library.ingest([audio_dir / "formats"])
         assert {r.status for r in results} == {"added"}
         assert all("Embedding pending" in r.note for r in results)
-        assert library.store.count_pending(None, 1) == 4
+        assert library._store.embeddings.count_pending(None, 1) == 4
         with pytest.raises(ModelUnavailableError, match="TRAUM_CLAP_MODEL"):
-            library.search(text="anything")
+            library.search_text("anything")
     fake = FakeEmbedder()
     with Library(settings, embedder_provider=lambda: fake) as library:
-        assert library.store.count_pending(fake.model_id, 1) == 4
+        assert library._store.embeddings.count_pending(fake.model_id, 1) == 4
         done = library.reembed()
         assert [r.status for r in done] == ["added"] * 4
-        assert library.store.count_pending(fake.model_id, 1) == 0
-        assert len(library.search(text="noise", limit=10)) == 4
+        assert library._store.embeddings.count_pending(fake.model_id, 1) == 0
+        assert len(library.search_text("noise", limit=10)) == 4
         assert library.reembed() == []  # nothing stale any more
 
 
@@ -135,10 +135,10 @@ def test_a_new_model_makes_embeddings_stale(settings, audio_dir):
     second = FakeEmbedder()
     second.model_id = "fake-bands-v2"
     with Library(settings, embedder_provider=lambda: second) as library:
-        assert library.store.count_pending("fake-bands-v2", 1) == 4
-        assert library.search(text="noise") == []  # nothing in the new model's space yet
+        assert library._store.embeddings.count_pending("fake-bands-v2", 1) == 4
+        assert library.search_text("noise") == []  # nothing in the new model's space yet
         assert len(library.reembed()) == 4
-        assert len(library.search(text="noise")) == 4
+        assert len(library.search_text("noise")) == 4
 
 
 def test_reembed_reports_a_missing_original(settings, tmp_path):
@@ -156,15 +156,15 @@ def test_reembed_reports_a_missing_original(settings, tmp_path):
 
 def test_bad_queries_are_clear_errors(indexed, tmp_path):
     library, _ = indexed
-    with pytest.raises(InputError, match="exactly one query"):
-        library.search(text="x", like="abcdef")
+    with pytest.raises(TypeError):  # one entry point per kind of query: a prompt and a track do not mix
+        library.search_text("x", like="abcdef")
     with pytest.raises(InputError, match="Empty prompt|type something"):
-        library.search(text="   ")
+        library.search_text("   ")
     with pytest.raises(EngineError, match="no track"):
-        library.search(like="ffffffffffff")
+        library.search_like("ffffffffffff")
     (tmp_path / "fake.wav").write_text("not audio")
     with pytest.raises(InputError, match="decodable"):
-        library.search(audio_path=tmp_path / "fake.wav")
+        library.search_audio(tmp_path / "fake.wav")
 
 
 def test_the_batcher_combines_windows_from_waiting_files():
@@ -283,20 +283,20 @@ def test_replaying_in_process_writes_matches_a_fresh_load_without_reading_vector
 
     write_audio(tmp_path / "a.wav", sine(200, 2), 44_100)
     fake_library.ingest([tmp_path / "a.wav"])
-    fake_library.search(text="200 Hz")  # loads the index
+    fake_library.search_text("200 Hz")  # loads the index
     reads = []
-    real_read = fake_library.store.embedding_table
-    monkeypatch.setattr(fake_library.store, "embedding_table", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    real_read = fake_library._store.embeddings.table
+    monkeypatch.setattr(fake_library._store.embeddings, "table", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     for i, freq in enumerate((300, 3_000, 5_000)):
         write_audio(tmp_path / f"new{i}.wav", np.concatenate([sine(freq, 12), white_noise(3)]), 44_100)
     added = fake_library.ingest([tmp_path / f"new{i}.wav" for i in range(3)])
     fake_library.delete(added[0].track_id)
     fake_library.reembed()  # nothing pending: a no-op
-    hits = fake_library.search(text="5 kHz", limit=10)
+    hits = fake_library.search_text("5 kHz", limit=10)
     assert reads == []  # every change came with its vector
 
     replayed = fake_library._index.sync()
-    fresh = VectorIndex(fake_library.store, fake_library._index.model_id, fake_library._index.dim).sync()
+    fresh = VectorIndex(fake_library._store, fake_library._index.model_id, fake_library._index.dim).sync()
 
     def rows(vectors):
         return {track_id: (vectors.matrix[row].tolist(), vectors.duration[row], vectors.windows[row],

@@ -1,0 +1,78 @@
+"""The library on disk: one DuckDB file plus content-addressed audio copies.
+
+``Store`` opens both and hands out one object per family of tables:
+
+* ``store.tracks``: tracks, their measurements and source paths (``tracks.py``),
+  with the managed copies under ``data/audio`` (``files.py``);
+* ``store.embeddings``: vectors per model and why one is missing (``embeddings.py``);
+* ``store.jobs``: one import job per file (``jobs.py``);
+* ``store.journal``: the in-process change log search indexes replay (``journal.py``).
+
+``database.py`` holds the connection, its lock, transactions and the
+migration runner (``migrations.py``); ``types.py`` the rows and write objects.
+The store stores what it is given: it computes nothing about audio.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import StoreError
+from engine.store.database import Database
+from engine.store.embeddings import Embeddings
+from engine.store.files import ManagedFiles
+from engine.store.jobs import Jobs
+from engine.store.journal import Journal
+from engine.store.tracks import SORTABLE, Tracks
+from engine.store.types import (
+    MANAGED_PATH,
+    STORAGE_KINDS,
+    Change,
+    Embedded,
+    EmbeddingFailure,
+    EmbeddingWrite,
+    Filters,
+    Job,
+    JobStatus,
+    Measurements,
+    NewTrack,
+    Source,
+    Track,
+    TrackRecord,
+    WindowSet,
+)
+
+DB_NAME = "traum.duckdb"
+
+
+class Store:
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.files = ManagedFiles(self.data_dir)
+        try:
+            self.files.audio_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the data directory {self.data_dir}: {exc.strerror}.",
+                hint="Set TRAUM_DATA_DIR to a writable folder.",
+            ) from None
+        self.db = Database(self.data_dir / DB_NAME)
+        self.journal = Journal()
+        self.tracks = Tracks(self.db, self.journal, self.files)
+        self.embeddings = Embeddings(self.db, self.journal)
+        self.jobs = Jobs(self.db)
+
+    @property
+    def revision(self) -> int:
+        """Grows with every change to tracks or embeddings (caches key on it)."""
+        return self.journal.revision
+
+    def close(self) -> None:
+        self.db.close()
+
+
+__all__ = [
+    "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "Change", "Embedded", "EmbeddingFailure", "EmbeddingWrite",
+    "Filters", "Job", "JobStatus", "Measurements", "NewTrack", "Source", "Store", "Track", "TrackRecord",
+    "WindowSet",
+]

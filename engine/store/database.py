@@ -1,0 +1,158 @@
+"""The DuckDB file: one connection per process, its lock, transactions and schema upgrades.
+
+DuckDB lets one process write a file; inside that process one connection is
+shared and serialised with a re-entrant lock. Every DuckDB error is re-raised
+here as a titled ``StoreError`` naming what was being done, so no caller
+sees a raw database exception. All SQL is bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from pathlib import Path
+
+import duckdb
+
+from engine.errors import LibraryLockedError, StoreError, first_line
+from engine.store.migrations import MIGRATIONS
+
+# Databases open in this process, by resolved path (see Database._claim).
+_OPEN: dict[str, weakref.ref] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+class Database:
+    def __init__(self, db_path: Path):
+        self.path = Path(db_path)
+        self.lock = threading.RLock()
+        self._claim()
+        try:
+            self._conn = _connect(self.path)
+            self._migrate()
+        except BaseException:
+            self._release()
+            raise
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+            self._release()
+
+    def _claim(self) -> None:
+        # DuckDB keeps other processes out, but would let this one open the
+        # file twice; two libraries would then each recover "stale" jobs, sweep
+        # the other's uncommitted copies and keep separate change journals.
+        key = str(self.path.resolve())
+        with _OPEN_LOCK:
+            holder = _OPEN.get(key)
+            if holder is not None and holder() is not None:
+                raise LibraryLockedError(
+                    f"the library {self.path} is already open in this process.",
+                    hint="Use the open library object instead of opening it twice.",
+                )
+            _OPEN[key] = weakref.ref(self)
+
+    def _release(self) -> None:
+        key = str(self.path.resolve())
+        with _OPEN_LOCK:
+            holder = _OPEN.get(key)
+            if holder is not None and holder() in (None, self):
+                del _OPEN[key]
+
+    @contextlib.contextmanager
+    def errors(self, action: str):
+        """Turn DuckDB errors into a StoreError that says what could not be done."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise StoreError(f"could not {action}: {first_line(exc)}", title="Library error") from exc
+
+    @contextlib.contextmanager
+    def transaction(self, action: str):
+        """One transaction under the process lock; rolled back on any error."""
+        with self.lock, self.errors(action):
+            self._conn.execute("BEGIN TRANSACTION")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def rows(self, action: str, sql: str, params=()) -> list[tuple]:
+        with self.lock, self.errors(action):
+            return self._conn.execute(sql, params).fetchall()
+
+    def records(self, action: str, sql: str, params=()) -> list[dict]:
+        """Rows as dicts keyed by column name."""
+        with self.lock, self.errors(action):
+            cursor = self._conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def execute(self, action: str, sql: str, params=()) -> list[tuple]:
+        """A single write outside any explicit transaction (DuckDB commits it alone)."""
+        return self.rows(action, sql, params)
+
+    def arrow(self, action: str, sql: str, params=()):
+        with self.lock, self.errors(action):
+            return self._conn.execute(sql, params).to_arrow_table()
+
+    def frame(self, action: str, sql: str, params=()):
+        """A read query as a pandas DataFrame (analytics)."""
+        with self.lock, self.errors(action):
+            return self._conn.execute(sql, params).df()
+
+    def _migrate(self) -> None:
+        """Apply the named migrations this file has not seen, in order, each in its own transaction."""
+        with self.lock, self.errors("upgrade the library schema"):
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+            )
+            applied = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations").fetchall()}
+        for version, (name, step) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            with self.transaction(f"apply migration {name}") as conn:
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+
+    def applied_migrations(self) -> list[str]:
+        return [name for (name,) in self.rows("read migrations", "SELECT name FROM schema_migrations ORDER BY version")]
+
+
+def id_list(ids: list[str]) -> tuple[str, list]:
+    """An ``IN`` list for bound ids: one placeholder each for short lists (DuckDB then
+    uses the primary key; an unnested array parameter scans the whole table), one
+    array parameter for long ones."""
+    if len(ids) <= 1000:
+        return "(" + ", ".join("?" * len(ids)) + ")", list(ids)
+    return "(SELECT unnest(?::VARCHAR[]))", [list(ids)]
+
+
+def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        # No progress bar: DuckDB draws it on stdout during long statements (an upgrade of a
+        # large library), where the CLI's --json promises one JSON document and nothing else.
+        conn = duckdb.connect(str(db_path))
+        conn.execute("SET enable_progress_bar = false")
+        return conn
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise LibraryLockedError(
+                f"the library {db_path} is open in another Traum-Engine process.",
+                hint="Stop the dashboard or the other command first, or point TRAUM_DATA_DIR at another library.",
+            ) from None
+        raise StoreError(f"cannot open the library {db_path}: {first_line(exc)}") from None
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"cannot open the library {db_path}: {first_line(exc)}",
+            hint="If the file is damaged, restore it from an export or move it away to start a new library.",
+        ) from None

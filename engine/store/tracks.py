@@ -1,0 +1,221 @@
+"""Tracks, their measurements and the source paths they were read from.
+
+A new track is written whole (:meth:`Tracks.add`): its row, measurements,
+source path, managed copy, embedding or the reason it has none, and the end
+of its import job commit in one transaction, or none of it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engine.errors import NotFoundError
+from engine.store.database import Database, id_list
+from engine.store.embeddings import embedded, write_embedding, write_failure
+from engine.store.files import ManagedFiles
+from engine.store.jobs import finish_job
+from engine.store.journal import Journal
+from engine.store.types import TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Source, Track
+
+log = logging.getLogger(__name__)
+
+_FROM = "FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+
+# Sort keys a caller may choose, mapped to fixed SQL: never the caller's text.
+SORTABLE = {
+    "created_at": "t.created_at", "filename": "lower(t.filename)", "duration": "t.duration",
+    "tempo": "f.tempo", "spectral_centroid": "f.spectral_centroid", "rms_energy": "f.rms_energy",
+    "zero_crossing_rate": "f.zero_crossing_rate", "file_size": "t.file_size", "format": "t.format",
+}
+
+# Every table holding rows of a track, children first.
+_TRACK_TABLES = [
+    ("window_sets", "track_id"),
+    ("track_embeddings", "track_id"),
+    ("embedding_errors", "track_id"),
+    ("features", "track_id"),
+    ("sources", "track_id"),
+    ("tracks", "id"),
+]
+
+
+class Tracks:
+    def __init__(self, db: Database, journal: Journal, files: ManagedFiles):
+        self._db = db
+        self._journal = journal
+        self._files = files
+
+    # -- writing --------------------------------------------------------------
+
+    def add(self, new: NewTrack) -> bool:
+        """Write a new track whole. Returns False, writing nothing but the source path,
+        when a track with this content already exists.
+
+        A managed file is moved into place inside the transaction and moved
+        back out if the commit does not happen, so a track never exists
+        without its file or the file without its track.
+        """
+        record = new.record
+        placed: Path | None = None
+        try:
+            with self._db.transaction(f"save {record.filename}") as conn:
+                if conn.execute("SELECT 1 FROM tracks WHERE id = ?", [record.id]).fetchone():
+                    if new.source:
+                        upsert_source(conn, record.id, new.source)
+                    return False
+                if new.managed_file is not None:
+                    placed = self._files.place(new.managed_file, record.path)
+                conn.execute(
+                    "INSERT INTO tracks (id, filename, storage, path, format, codec, file_size, file_mtime,"
+                    " sample_rate, channels, duration, analysed_duration, truncated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [record.id, record.filename, record.storage, record.path, record.format, record.codec,
+                     record.file_size, record.file_mtime, record.sample_rate, record.channels,
+                     record.duration, record.analysed_duration, record.truncated],
+                )
+                m = new.measurements
+                conn.execute(
+                    "INSERT INTO features (track_id, tempo, spectral_centroid, zero_crossing_rate, rms_energy,"
+                    " feature_version) VALUES (?, ?, ?, ?, ?, ?)",
+                    [record.id, m.tempo, m.spectral_centroid, m.zero_crossing_rate, m.rms_energy,
+                     m.feature_version],
+                )
+                if new.source:
+                    upsert_source(conn, record.id, new.source)
+                if isinstance(new.embedding, EmbeddingWrite):
+                    write_embedding(conn, record.id, new.embedding)
+                elif new.embedding is not None:
+                    write_failure(conn, record.id, new.embedding)
+                if new.job_id:
+                    finish_job(conn, new.job_id, JobStatus.ADDED, "Added to the library.", record.id)
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            raise
+        written = embedded(new.embedding) if isinstance(new.embedding, EmbeddingWrite) else None
+        self._journal.record("add", record.id, written)
+        return True
+
+    def add_source(self, track_id: str, source: Source) -> None:
+        with self._db.transaction("record a source path") as conn:
+            upsert_source(conn, track_id, source)
+
+    def delete(self, track_id: str) -> Track:
+        """Remove a track's rows, then its managed copy. A user's own file is never touched."""
+        track = self.get(track_id)
+        managed = self._files.absolute_path(track) if track.storage == "managed" else None
+        # One lock over rows and file, so a re-import of the same content
+        # cannot place its copy between the commit and the unlink.
+        with self._db.lock:
+            with self._db.transaction(f"delete {track.filename}") as conn:
+                for table, column in _TRACK_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [track_id])  # noqa: S608 (fixed names)
+            self._journal.record("delete", track_id)
+            if managed is not None:
+                try:
+                    managed.unlink(missing_ok=True)
+                except OSError as exc:  # the rows are gone; the next open sweeps the file
+                    log.warning("could not remove %s: %s", managed, exc)
+        return track
+
+    def sweep_orphans(self) -> list[Path]:
+        """Remove managed files that belong to no track (left by a crash)."""
+        with self._db.lock:
+            known = {path for (path,) in self._db.rows("list managed files",
+                                                       "SELECT path FROM tracks WHERE storage = 'managed'")}
+            return self._files.sweep(known)
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, track_id: str) -> Track:
+        rows = self._db.rows("read a track", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id = ?", [track_id])
+        if not rows:
+            raise NotFoundError(f"no track with id {track_id!r} in the library.", hint="List tracks with 'list'.")
+        return Track(*rows[0])
+
+    def get_many(self, track_ids: list[str]) -> dict[str, Track]:
+        if not track_ids:
+            return {}
+        in_list, values = id_list(track_ids)
+        rows = self._db.rows("read tracks", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id IN {in_list}", values)
+        return {row[0]: Track(*row) for row in rows}
+
+    def exists(self, track_id: str) -> bool:
+        return bool(self._db.rows("look up a track", "SELECT 1 FROM tracks WHERE id = ?", [track_id]))
+
+    def resolve_id(self, prefix: str) -> str:
+        """Accept a full id or a unique prefix of at least 6 characters (like git)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 6:
+            raise NotFoundError(f"track id {prefix!r} is too short; give at least 6 characters.")
+        rows = self._db.rows("find a track", "SELECT id FROM tracks WHERE starts_with(id, ?) ORDER BY id LIMIT 2",
+                             [prefix])
+        if not rows:
+            raise NotFoundError(f"no track with id {prefix!r} in the library.", hint="List tracks with 'list'.")
+        if len(rows) > 1:
+            raise NotFoundError(f"track id {prefix!r} is ambiguous; give more characters.")
+        return rows[0][0]
+
+    def browse(self, filters: Filters = Filters(), *, name: str | None = None, sort: str = "created_at",
+               descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
+        """A page of tracks passing ``filters`` whose name contains ``name``, sorted by a SORTABLE key."""
+        where, params = _where(filters, name)
+        order = SORTABLE.get(sort, SORTABLE["created_at"])
+        direction = "DESC" if descending else "ASC"
+        rows = self._db.rows(
+            "list tracks",
+            f"SELECT {TRACK_COLUMNS} {_FROM} WHERE {where} ORDER BY {order} {direction} NULLS LAST, t.id"
+            " LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [Track(*row) for row in rows]
+
+    def count(self, filters: Filters = Filters(), *, name: str | None = None) -> int:
+        where, params = _where(filters, name)
+        return self._db.rows("count tracks", f"SELECT count(*) {_FROM} WHERE {where}", params)[0][0]
+
+    def stats(self) -> dict:
+        tracks, duration, size = self._db.rows(
+            "read library statistics",
+            "SELECT count(*), coalesce(sum(duration), 0), coalesce(sum(file_size), 0) FROM tracks",
+        )[0]
+        formats = self._db.rows("read library statistics",
+                                "SELECT format, count(*) AS n FROM tracks GROUP BY format ORDER BY n DESC")
+        return {"tracks": tracks, "total_duration_s": duration, "total_bytes": size,
+                "formats": {fmt: n for fmt, n in formats}}
+
+    def id_for_source(self, source: Source) -> str | None:
+        """The track a path was indexed as, if the file is unchanged since (same size and mtime)."""
+        rows = self._db.rows(
+            "look up a source path",
+            "SELECT s.track_id FROM sources s JOIN tracks t ON t.id = s.track_id"
+            " WHERE s.path = ? AND s.file_size = ? AND s.file_mtime = ?",
+            [source.path, source.file_size, source.file_mtime],
+        )
+        return rows[0][0] if rows else None
+
+
+def upsert_source(conn, track_id: str, source: Source) -> None:
+    conn.execute(
+        "INSERT INTO sources (path, track_id, file_size, file_mtime) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (path) DO UPDATE SET track_id = excluded.track_id, file_size = excluded.file_size,"
+        " file_mtime = excluded.file_mtime, seen_at = now()",
+        [source.path, track_id, source.file_size, source.file_mtime],
+    )
+
+
+def _where(filters: Filters, name: str | None) -> tuple[str, list]:
+    clauses, params = ["TRUE"], []
+    if name:
+        clauses.append("contains(lower(t.filename), lower(?))")
+        params.append(name)
+    if filters.formats:
+        clauses.append("t.format IN (SELECT unnest(?::VARCHAR[]))")
+        params.append([f.lower().lstrip(".") for f in filters.formats])
+    for sql, value in (("f.tempo >= ?", filters.min_tempo), ("f.tempo <= ?", filters.max_tempo),
+                       ("t.duration >= ?", filters.min_duration), ("t.duration <= ?", filters.max_duration)):
+        if value is not None:
+            clauses.append(sql)
+            params.append(value)
+    return " AND ".join(clauses), params
