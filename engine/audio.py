@@ -2,9 +2,12 @@
 
 Each file is decoded exactly once into mono float32 at its own sample rate;
 the two rates the engine needs (48 kHz for CLAP, 22,050 Hz for features) are
-resampled from that one decode with soxr. wav, flac and mp3 are read by
-libsndfile (soundfile); m4a/AAC and other MP4-family files by PyAV, whose
-wheels bundle FFmpeg, so no system ffmpeg is needed.
+resampled from that one decode with soxr. wav, aiff, flac, mp3, Ogg Vorbis
+and Opus are read by libsndfile (soundfile); m4a/AAC and other MP4-family
+files by PyAV, whose wheels bundle FFmpeg, so no system ffmpeg is needed.
+FFmpeg is also tried on a WAV, AIFF-C or Ogg file whose header declares a
+codec libsndfile lacks (FLAC in Ogg, MPEG Layer 2 in WAV, ...); when
+neither reads it, the error names the codec.
 """
 
 from __future__ import annotations
@@ -17,15 +20,26 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from engine import headers
 from engine.errors import DecodeError, InputError, first_line
 
 CLAP_RATE = 48_000
 FEATURE_RATE = 22_050
-MIN_DURATION_S = 0.1
+# The fewest frames (at the file's own rate) a file must decode to. Real
+# samples go down to single-cycle waveforms of 64 frames (1.5 ms at 44.1 kHz)
+# and 2 ms clicks, so the floor is a count of frames, not a duration; below
+# 32 frames a file is a stub rather than a sound.
+MIN_FRAMES = 32
 _BLOCK_FRAMES = 1 << 18
 _HASH_CHUNK = 1 << 20
 # Containers PyAV reads for us; libsndfile handles the rest.
 _PYAV_EXTENSIONS = {".m4a", ".mp4", ".aac", ".alac"}
+# libsndfile's major formats under the names users give the files.
+_CONTAINERS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "W64": "w64", "AIFF": "aiff", "FLAC": "flac",
+               "MP3": "mp3", "MPEG": "mp3", "OGG": "ogg", "CAF": "caf"}
+# FFmpeg decoder names that have a libsndfile name already in use.
+_FFMPEG_CODECS = {"mp3": "mpeg_layer_iii", "mp3float": "mpeg_layer_iii", "mp2": "mpeg_layer_ii",
+                  "mp2float": "mpeg_layer_ii"}
 
 
 @dataclass
@@ -36,8 +50,8 @@ class DecodedAudio:
     sample_rate: int  # the file's own rate, Hz
     channels: int  # the file's own channel count
     duration_s: float  # the whole file, seconds (even when truncated)
-    container: str  # "wav", "flac", "mp3", "m4a", ...
-    codec: str  # "pcm_16", "mpeg_layer_iii", "aac", ...
+    container: str  # "wav", "aiff", "flac", "mp3", "m4a", "ogg", "opus", ... (see container_and_codec)
+    codec: str  # "pcm_16", "float", "vorbis", "opus", "mpeg_layer_iii", "aac", ...
     truncated: bool  # only the first ``max_duration`` seconds were decoded
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -108,25 +122,62 @@ def hash_file(path: Path) -> str:
 def decode(path: Path, *, max_duration_s: float, display_name: str | None = None) -> DecodedAudio:
     """Decode ``path`` once into mono float32, at most ``max_duration_s`` seconds.
 
-    Raises DecodeError when the content is not audio we can read, and
-    InputError for audio that is empty, too short or holds NaN/inf samples.
+    Raises DecodeError when the content is not audio we can read (titled
+    "Unsupported codec" when a WAV, AIFF-C or Ogg header declares a codec
+    that no decoder here has), and InputError for audio that is empty, shorter than
+    MIN_FRAMES frames or holds NaN/inf samples.
     """
     name = display_name or str(path)
     ext = Path(display_name or path.name).suffix.lower()
+    use_pyav = ext in _PYAV_EXTENSIONS or _looks_like_mp4(path)
     try:
-        if ext in _PYAV_EXTENSIONS or _looks_like_mp4(path):
-            decoded = _decode_pyav(path, max_duration_s, name)
-        else:
-            decoded = _decode_soundfile(path, max_duration_s)
+        decoded = _decode_pyav(path, max_duration_s, name) if use_pyav else _decode_soundfile(path, max_duration_s)
     except (InputError, MemoryError):
         raise
     except Exception as exc:  # codec libraries raise many unrelated types
-        raise DecodeError(
-            f"{name}: the content could not be read as audio ({first_line(exc, 160)}).",
-            hint="The file may be damaged, truncated or not audio at all; re-export it as wav, flac, mp3 or m4a.",
-        ) from None
+        declared = None if use_pyav else headers.declared_codec(path)
+        if declared is None or declared.libsndfile_reads:
+            # Not a WAV/AIFF/Ogg, or one whose codec libsndfile has: the file itself is at fault.
+            raise DecodeError(
+                f"{name}: the content could not be read as audio ({first_line(exc, 160)}).",
+                hint="The file may be damaged, truncated or not audio at all; "
+                "re-export it as wav, aiff, flac, mp3, ogg or m4a.",
+            ) from None
+        decoded = _decode_other_codec(path, max_duration_s, name, declared)
     _check_samples(decoded, name)
     return decoded
+
+
+def _decode_other_codec(path: Path, max_duration_s: float, name: str,
+                        declared: headers.DeclaredCodec) -> DecodedAudio:
+    """FFmpeg's try at a file whose declared codec libsndfile lacks; DecodeError naming the codec if it fails too."""
+    try:
+        return _decode_pyav(path, max_duration_s, name)
+    except MemoryError:
+        raise
+    except Exception:  # FFmpeg has no decoder either, or the stream is not what the header says
+        raise DecodeError(
+            f"{name}: the {declared.container} file's audio is encoded with {declared.describe()}, "
+            "which neither libsndfile nor FFmpeg can decode.",
+            hint="Convert it to wav or flac with the software that made it, or any tool that reads this codec "
+            "(FFmpeg cannot), and add the converted file.",
+            title="Unsupported codec",
+        ) from None
+
+
+def container_and_codec(*, major_format: str, subtype: str) -> tuple[str, str]:
+    """(container, codec) from libsndfile's ``format`` and ``subtype``, as users name them.
+
+    The container is the file type a user would give the file: WAV, WAVEX
+    (WAVE_FORMAT_EXTENSIBLE) and RF64 are all "wav", W64 is "w64", AIFF and
+    AIFF-C are "aiff", MP3 is "mp3"; Ogg is "opus" when it holds Opus and
+    "ogg" otherwise (Vorbis). The codec is the sample encoding, lower case:
+    "pcm_16", "pcm_24", "float", "ulaw", "vorbis", "opus", "mpeg_layer_iii".
+    """
+    major, codec = major_format.upper(), subtype.lower()
+    if major == "OGG" and codec == "opus":
+        return "opus", codec
+    return _CONTAINERS.get(major, major.lower()), codec
 
 
 def _decode_soundfile(path: Path, max_duration_s: float) -> DecodedAudio:
@@ -146,8 +197,7 @@ def _decode_soundfile(path: Path, max_duration_s: float) -> DecodedAudio:
                 break  # the header promised more frames than the file holds
             mono[filled : filled + len(block)] = block @ downmix if channels > 1 else block[:, 0]
             filled += len(block)
-        container = handle.format.lower()
-        codec = handle.subtype.lower()
+        container, codec = container_and_codec(major_format=handle.format, subtype=handle.subtype)
     mono = mono[:filled]
     truncated = total > wanted and filled == wanted
     duration = total / rate if filled == wanted else filled / rate
@@ -185,7 +235,7 @@ def _decode_pyav(path: Path, max_duration_s: float, name: str) -> DecodedAudio:
         samples = np.concatenate(parts)[:wanted] if parts else np.empty(0, dtype=np.float32)
         decoded_s = len(samples) / rate
         duration = container.duration / 1_000_000 if container.duration else decoded_s
-        fmt, codec = container.format.name, ctx.name
+        fmt, codec = container.format.name, _FFMPEG_CODECS.get(ctx.name, ctx.name)
     container_name = "m4a" if "mp4" in fmt or "m4a" in fmt else fmt.split(",")[0]
     truncated = stopped_early and duration > max_duration_s
     if not truncated:
@@ -197,10 +247,12 @@ def _decode_pyav(path: Path, max_duration_s: float, name: str) -> DecodedAudio:
 def _check_samples(decoded: DecodedAudio, name: str) -> None:
     if len(decoded.samples) == 0:
         raise InputError(f"{name}: the file holds no audio samples.", hint="Re-export it.", title="Empty audio")
-    if decoded.analysed_s < MIN_DURATION_S:
+    if len(decoded.samples) < MIN_FRAMES:
+        frames = len(decoded.samples)
         raise InputError(
-            f"{name}: {decoded.analysed_s * 1000:.1f} ms of audio is too short to analyse "
-            f"(at least {MIN_DURATION_S * 1000:.0f} ms).",
+            f"{name}: {frames} frame{'s' if frames != 1 else ''} of audio ({decoded.analysed_s * 1000:.2f} ms at "
+            f"{decoded.sample_rate:,} Hz) is too short to analyse; the minimum is {MIN_FRAMES} frames.",
+            hint="A file this short is usually a failed or cut-off export; re-export it.",
             title="Audio too short",
         )
     if not np.isfinite(decoded.samples).all():

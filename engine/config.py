@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     max_file_size_mb: float = Field(100.0, gt=0)
     # NoDecode: a comma-separated list (".wav,.flac"), not JSON.
-    allowed_extensions: Annotated[tuple[str, ...], NoDecode] = (".wav", ".mp3", ".flac", ".m4a")
+    allowed_extensions: Annotated[tuple[str, ...], NoDecode] = (
+        ".wav", ".aif", ".aiff", ".flac", ".mp3", ".ogg", ".opus", ".m4a",
+    )
     max_duration_s: float = Field(600.0, gt=0)
     max_concurrent_jobs: int = Field(2, ge=1, le=64)
 

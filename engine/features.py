@@ -28,23 +28,30 @@ SILENCE_RMS = 3e-4
 # tracks and drum loops above 0.5).
 MIN_PULSE_CLARITY = 0.3
 MIN_BEATS = 4
-FEATURE_VERSION = 1
+# 2: RMS and zero-crossing rate are measured over the samples each frame
+# really holds, not its zero padding (a 32-sample click read 18 dB too quiet).
+FEATURE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Features:
     duration_s: float  # seconds analysed
-    tempo_bpm: float | None  # beats per minute; None without a steady pulse
+    tempo_bpm: float | None  # beats per minute; None without a steady pulse (a one-shot, noise)
     spectral_centroid_hz: float  # Hz, mean over frames with signal
     zero_crossing_rate: float  # fraction of sign changes per frame, 0 to 1
-    rms_energy: float  # linear RMS amplitude, full scale 1.0
+    rms_energy: float  # linear RMS amplitude, full scale 1.0, mean over frames
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def compute_features(*, samples: np.ndarray, sample_rate: int) -> Features:
-    """All descriptors of a mono float32 signal ``samples`` (shape (n,)) at ``sample_rate`` Hz."""
+    """All descriptors of a mono float32 signal ``samples`` (shape (n,)) at ``sample_rate`` Hz.
+
+    Defined for any non-empty signal, including one far shorter than an
+    analysis frame (a 32-sample click is one frame, measured over its 32
+    samples); the tempo of a signal too short to hold MIN_BEATS beats is None.
+    """
     frames = frame_descriptors(samples=samples, sample_rate=sample_rate)
     voiced = frames["rms"] > SILENCE_RMS
     centroid = frames["centroid"][voiced]
@@ -67,22 +74,38 @@ def frame_descriptors(*, samples: np.ndarray, sample_rate: int) -> dict[str, np.
 
     Returns ``rms`` (frames,), ``zcr`` (frames,), ``centroid`` (frames,) in Hz
     and ``mel_power`` (128, frames), the mel power spectrogram for onsets.
+    The spectra see each frame zero-padded past the signal's ends, as
+    librosa's centred frames do; RMS and zero-crossing rate count only the
+    samples a frame really holds (``support``, (frames,)), so the ends of a
+    track and a clip shorter than a frame are not diluted by the padding.
     """
     samples = np.asarray(samples, dtype=np.float32)
-    n_frames = 1 + len(samples) // HOP
+    n = len(samples)
+    n_frames = 1 + n // HOP
     mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=N_FFT)
     freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=N_FFT)
-    parts: dict[str, list[np.ndarray]] = {"rms": [], "zcr": [], "centroid": [], "mel_power": []}
+    parts: dict[str, list[np.ndarray]] = {"rms": [], "zcr": [], "centroid": [], "mel_power": [], "support": []}
     for first in range(0, n_frames, BLOCK_FRAMES):
         last = min(first + BLOCK_FRAMES, n_frames)
-        block = _padded_slice(samples, first * HOP - N_FFT // 2, (last - 1) * HOP + N_FFT // 2)
+        offset = first * HOP - N_FFT // 2  # where the block starts in the signal (negative: padding)
+        block = _padded_slice(samples, offset, (last - 1) * HOP + N_FFT // 2)
         starts = np.arange(last - first) * HOP
+        # Each frame's real samples, block-relative: [lo, hi).
+        lo = np.clip(starts, -offset, None)
+        hi = np.clip(starts + N_FFT, None, n - offset)
+        support = np.maximum(hi - lo, 0)
         # RMS and zero crossings per frame from running sums: O(samples), no (2048, frames) temporaries.
+        # Padding adds no energy, so the frame's sum of squares is over its real samples already.
         energy = np.concatenate([[0.0], np.cumsum(np.square(block, dtype=np.float64))])
-        parts["rms"].append(np.sqrt(np.maximum(energy[starts + N_FFT] - energy[starts], 0.0) / N_FFT))
+        power = np.maximum(energy[starts + N_FFT] - energy[starts], 0.0)
+        parts["rms"].append(np.sqrt(np.divide(power, support, out=np.zeros_like(power), where=support > 0)))
         signs = np.signbit(block)
         changes = np.concatenate([[0], np.cumsum(signs[1:] != signs[:-1])])
-        parts["zcr"].append((changes[starts + N_FFT - 1] - changes[starts]) / (N_FFT - 1))
+        # Sign changes between adjacent real samples only: a negative sample next to the padding is no crossing.
+        pairs = np.maximum(support - 1, 0)
+        crossings = (changes[np.maximum(hi - 1, lo)] - changes[lo]).astype(np.float64)
+        parts["zcr"].append(np.divide(crossings, pairs, out=np.zeros_like(crossings), where=pairs > 0))
+        parts["support"].append(support)
         magnitude = np.abs(librosa.stft(block, n_fft=N_FFT, hop_length=HOP, center=False))
         total = magnitude.sum(axis=0)
         parts["centroid"].append(np.divide(freqs @ magnitude, total, out=np.zeros_like(total), where=total > 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from engine.library import Library
 __all__ = [
     "sine", "click_track", "white_noise", "write_audio", "encode_m4a",
     "audio_dir", "settings", "library", "signal_mix",
+    "single_cycle", "noise_burst", "click", "write_riff",
 ]
 
 
@@ -37,18 +39,61 @@ def white_noise(seconds: float, rate: int = 44_100, seed: int = 0) -> np.ndarray
     return (np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 0.2).astype(np.float32)
 
 
+def single_cycle(frames: int, amplitude: float = 0.8) -> np.ndarray:
+    """Exactly one period of a sine in ``frames`` samples: a single-cycle waveform."""
+    return (amplitude * np.sin(2 * np.pi * np.arange(frames) / frames)).astype(np.float32)
+
+
+def noise_burst(seconds: float, rate: int = 44_100, decay_per_s: float = 0.0, seed: int = 0) -> np.ndarray:
+    """White noise (std 0.3) for ``seconds``, fading as exp(-decay_per_s * t): a shaker, or a hi-hat when decaying."""
+    n = int(round(seconds * rate))
+    envelope = np.exp(-decay_per_s * np.arange(n) / rate)
+    return (np.random.default_rng(seed).standard_normal(n) * 0.3 * envelope).astype(np.float32)
+
+
+def click(seconds: float = 0.002, rate: int = 44_100) -> np.ndarray:
+    """A one-sample impulse with a small undershoot, then silence, ``seconds`` long in all."""
+    out = np.zeros(int(round(seconds * rate)), dtype=np.float32)
+    out[:2] = (0.9, -0.4)
+    return out
+
+
+def write_riff(path: Path, *, format_tag: int, data: bytes, channels: int = 1, rate: int = 44_100,
+               bits: int = 16, extension: bytes = b"") -> Path:
+    """A RIFF/WAVE file built by hand: a ``fmt `` chunk declaring ``format_tag`` (cbSize and
+    ``extension`` after the 16 standard bytes), then a ``data`` chunk holding ``data`` as is."""
+    block_align = channels * max(bits // 8, 1)
+    fmt = struct.pack("<HHIIHH", format_tag, channels, rate, rate * block_align, block_align, bits)
+    fmt += struct.pack("<H", len(extension)) + extension
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + (b"\0" if len(fmt) % 2 else b"")
+    body += b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
 def signal_mix(seconds: float = 12.0, rate: int = 44_100) -> np.ndarray:
     """A music-like test signal: a 120 BPM click over a quiet 220 Hz tone."""
     return click_track(120, seconds, rate) + sine(220, seconds, rate, amplitude=0.1)
 
 
 def write_audio(path: Path, samples: np.ndarray, rate: int, **kwargs) -> Path:
-    """wav/flac/mp3 through libsndfile, m4a (AAC) through PyAV."""
+    """wav/aiff/flac/mp3/ogg/opus through libsndfile, m4a (AAC) through PyAV.
+
+    Keep ogg and opus files short (a few seconds): writing a long one in a
+    single soundfile.write call can crash libsndfile. Opus needs 8, 12, 16,
+    24 or 48 kHz.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".m4a":
         return encode_m4a(path, samples, rate)
     if path.suffix == ".mp3":
         kwargs.setdefault("format", "MP3")
+    if path.suffix == ".aif":
+        kwargs.setdefault("format", "AIFF")
+    if path.suffix == ".opus":
+        kwargs.setdefault("format", "OGG")
+        kwargs.setdefault("subtype", "OPUS")
     sf.write(str(path), samples, rate, **kwargs)
     return path
 

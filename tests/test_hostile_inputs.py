@@ -6,7 +6,7 @@ import soundfile as sf
 
 from engine.config import Settings
 from engine.library import Library
-from tests.fixtures_audio import encode_m4a, sine, white_noise, write_audio
+from tests.fixtures_audio import encode_m4a, sine, single_cycle, white_noise, write_audio, write_riff
 
 RATE = 44_100
 
@@ -21,7 +21,7 @@ def _corrupt_corpus(root):
         return root / name
 
     rng = np.random.default_rng(5)
-    for ext in ("wav", "mp3", "flac", "m4a"):
+    for ext in ("wav", "mp3", "flac", "m4a", "aiff", "ogg", "opus"):
         case(f"random.{ext}", "failed", "Not a decodable audio file").write_bytes(rng.bytes(40_000))
     case("zero.wav", "failed", "Empty file").write_bytes(b"")
     sf.write(str(case("header_only.wav", "failed", "no audio samples")), np.zeros(0, np.float32), RATE)
@@ -52,6 +52,13 @@ def _corrupt_corpus(root):
     bad[10] = np.inf
     sf.write(str(case("inf.wav", "failed", "NaN or infinite")), bad, RATE, subtype="FLOAT")
     sf.write(str(case("one_sample.wav", "failed", "too short")), np.array([0.5], np.float32), RATE)
+    # The floor is 32 frames at the file's own rate (a single-cycle waveform is 64).
+    sf.write(str(case("frames31.wav", "failed", "31 frames of audio")), single_cycle(31), RATE)
+    sf.write(str(case("frames32.wav", "added")), single_cycle(32), RATE)
+    # A known container holding a codec nothing here decodes: Ogg Vorbis in a WAV header.
+    sf.write(str(root / "full" / "vorbis.ogg"), sine(300, 1), RATE, format="OGG")
+    write_riff(case("vorbis_in_riff.wav", "failed", "format tag 0x674F"), format_tag=0x674F,
+               data=(root / "full" / "vorbis.ogg").read_bytes())
     return cases
 
 
@@ -92,6 +99,9 @@ def test_every_broken_file_fails_with_a_specific_reason(library, tmp_path):
     assert library.track(by_name["lying_header.wav"].track_id).duration == pytest.approx(1.0, abs=0.01)
     assert library.track(by_name["ogg_named.mp3"].track_id).format == "ogg"
     assert library.track(by_name["mp4_named.mp3"].track_id).format == "m4a"
+    assert library.track(by_name["frames32.wav"].track_id).duration == pytest.approx(32 / RATE)
+    assert "Audio too short" in by_name["frames31.wav"].error and "32 frames" in by_name["frames31.wav"].error
+    assert "Unsupported codec" in by_name["vorbis_in_riff.wav"].error
 
 
 def test_odd_rates_channels_depths_and_names_are_added(library, tmp_path):
