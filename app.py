@@ -11,6 +11,7 @@ ui.require_login(from_app=True)
 navigation = st.navigation(
     [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/folders.py", title="Folders", icon=":material/folder_open:"),
         st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
         st.Page("pages/search.py", title="Search", icon=":material/search:"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/bar_chart:"),

@@ -13,6 +13,7 @@ must carry on.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from pathlib import Path
@@ -45,7 +46,10 @@ def _leave_legacy_pages_mode(*, from_app: bool) -> None:
             st.rerun()
 
 
+log = logging.getLogger(__name__)
+
 WARM_UP_DELAY_S = 2.0
+_warm_ups: dict[int, threading.Timer] = {}  # id(library) -> its warm-up, until released
 PRELOAD_DELAY_MS = 500  # after Home is drawn
 
 
@@ -54,7 +58,16 @@ def settings() -> Settings:
     return load_settings()
 
 
-@st.cache_resource(show_spinner=False)
+def _release(lib: Library) -> None:
+    """When the cached library is dropped (tests, a settings reload): no warm-up starts any more,
+    the watcher stops and the file is closed."""
+    timer = _warm_ups.pop(id(lib), None)
+    if timer is not None:
+        timer.cancel()
+    lib.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
 def library() -> Library:
     lib = Library(settings())
     # Load CLAP and the vector index in the background so the first search does not pay for them,
@@ -62,21 +75,28 @@ def library() -> Library:
     # competes for the CPU. A failure is remembered and shown on Home.
     warm = threading.Timer(WARM_UP_DELAY_S, _warm_model, args=(lib,))
     warm.name, warm.daemon = "clap-warm-up", True
+    _warm_ups[id(lib)] = warm
     warm.start()
     return lib
 
 
 def _warm_model(lib: Library) -> None:
-    try:
+    steps = (
         # Importing plotly and drawing the figures take most of a second: do it
         # before anyone opens Analytics.
-        chart_figures(lib.revision, lib)
-    except EngineError:
-        pass
-    try:
-        lib.prepare_search()
-    except EngineError:
-        pass
+        lambda: chart_figures(lib.revision, lib),
+        lib.prepare_search,
+        lib.start_watching,  # after the model, so a catch-up import embeds as it goes
+    )
+    for step in steps:
+        if id(lib) not in _warm_ups:  # released meanwhile
+            return
+        try:
+            step()
+        except EngineError:
+            pass  # remembered where it matters (the model's failure is shown on Home)
+        except Exception:  # e.g. the system's inotify limit: the dashboard works without watching
+            log.exception("warm-up step failed")
 
 
 def charts() -> dict | None:
@@ -208,6 +228,16 @@ def _oidc_configured() -> bool:
 def show_error(error: EngineError) -> None:
     """Render an engine error the same way everywhere."""
     st.error(f"**{error.title}**: {error.message}" + (f"\n\n{error.hint}" if error.hint else ""))
+
+
+def sync_summary(report) -> str:
+    """A sync's outcome in one sentence: what changed, then what stayed."""
+    parts = [(len(report.added), "added"), (len(report.changed), "changed"), (len(report.moved), "moved"),
+             (len(report.restored), "back again"), (len(report.duplicates), "found in a second place"),
+             (len(report.missing), "missing"), (len(report.failed), "failed"), (report.unchanged, "unchanged"),
+             (report.skipped, "skipped (not audio)")]
+    said = [f"{n:,} {label}" for n, label in parts if n]
+    return "Sync finished: " + (", ".join(said) if said else "no audio files found") + "."
 
 
 def format_duration(seconds: float | None) -> str:

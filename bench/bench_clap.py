@@ -181,8 +181,8 @@ def worker(model_dir: str, precision: str, threads: int, embeddings_out: str) ->
     import torch
 
     torch.set_num_threads(threads)
-    from engine.config import Settings
     from engine.clap import get_embedder
+    from engine.config import Settings
 
     result: dict = {"precision": precision, "threads": threads}
     rss_before = peak_rss_mb()

@@ -154,8 +154,8 @@ def main() -> None:
     from bench_clap import build_full_size
     from bench_search import build_library
 
-    from engine.config import Settings
     from engine.clap import model_status
+    from engine.config import Settings
 
     if not (args.model_dir / "config.json").exists():
         print("building the full-size random model ...", flush=True)

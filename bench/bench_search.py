@@ -411,8 +411,8 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     import torch
 
     torch.set_num_threads(threads)
-    from engine.config import Settings
     from engine.clap import get_embedder
+    from engine.config import Settings
     from engine.library import Filters, Library
     from engine.search import best_windows
     from engine.store import EmbeddingWrite, Measurements, NewTrack, TrackRecord
@@ -526,8 +526,8 @@ def build_model(model_dir: Path) -> dict:
 
 
 def model_identity(model_dir: Path) -> dict:
-    from engine.config import Settings
     from engine.clap.loader import predicted_model_id
+    from engine.config import Settings
 
     config = json.loads((model_dir / "config.json").read_text())
     model_id = predicted_model_id(Settings(clap_model=str(model_dir), clap_device="cpu"))

@@ -15,7 +15,8 @@ from engine.store import MANAGED_PATH, STORAGE_KINDS, Store
 from engine.store.migrations import insert_track_embeddings, window_sets_from_rows
 
 # Fixed table names, in dependency order; never taken from input.
-TABLES = ("tracks", "features", "sources", "track_embeddings", "window_sets", "embedding_errors", "jobs")
+TABLES = ("tracks", "features", "sources", "track_embeddings", "window_sets", "embedding_errors", "jobs", "folders",
+          "failures", "missing_tracks")
 # Exports written before migration 0003 hold one row per window in this file.
 OLD_WINDOW_TABLE = "window_embeddings"
 MANIFEST = "manifest.json"

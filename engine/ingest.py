@@ -10,6 +10,7 @@ parts (libsndfile, FFmpeg, soxr, numpy FFTs) release the GIL, and one
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from engine import audio
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.features import warm_up
+from engine.scan import scan
 from engine.spool import payload_size, safe_filename, spool
 from engine.stages import STAGES, FileResult, Item, Work
 from engine.store import EmbeddingFailure, JobStatus, Store, Track
-from engine.vectors import WindowBatcher, embed_decoded
+from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_decoded
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,22 @@ class Ingestor:
 
     def ingest_paths(self, paths, *, copy: bool = False, progress: ProgressCallback | None = None) -> list[FileResult]:
         """Import files and folders (recursively). Results come back in input order."""
-        files, rejected = collect_files(paths, self.settings.allowed_extensions)
-        placement = "copy" if copy else "reference"
+        files, rejected = collect_files(paths, self.settings.allowed_extensions, exclude=(self.settings.data_dir,))
         job_ids = self.store.jobs.create(uuid.uuid4().hex, [str(f) for f in files] + [r.source for r in rejected])
         for result, job_id in zip(rejected, job_ids[len(files):]):
             result.job_id = job_id
             self.store.jobs.finish(job_id, JobStatus.FAILED, result.error)
             _report(progress, Progress(job_id, result.source, "done", 1.0, result))
+        return self.ingest_files(files, job_ids, copy=copy, progress=progress) + rejected
+
+    def ingest_files(self, files: list[Path], job_ids: list[str] | None = None, *, copy: bool = False,
+                     progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Import files already found (a sync's new and changed files); results in input order."""
+        if job_ids is None:
+            job_ids = self.store.jobs.create(uuid.uuid4().hex, [str(f) for f in files])
+        placement = "copy" if copy else "reference"
         items = [Item(f, str(f), f.name, placement, j) for f, j in zip(files, job_ids)]
-        return self.run_items(items, progress) + rejected
+        return self.run_items(items, progress)
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
         """Import one uploaded file now. ``name`` is metadata only, never a path."""
@@ -182,9 +191,9 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     referenced file that is gone or changed since import is reported, not
     guessed at.
     """
-    from engine.vectors import PIPELINE_VERSION
-
-    pending = store.embeddings.pending(embedder.model_id, PIPELINE_VERSION)
+    pending_ids = store.embeddings.pending(embedder.model_id, PIPELINE_VERSION)
+    found = store.tracks.get_many(pending_ids)
+    pending = [found[track_id] for track_id in pending_ids if track_id in found]
 
     def one(track: Track) -> FileResult:
         name = track.filename
@@ -217,12 +226,11 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
             return list(pool.map(one, pending))
 
 
-def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResult]]:
+def collect_files(paths, allowed_extensions, *, exclude: tuple[Path, ...] = ()) -> tuple[list[Path], list[FileResult]]:
     """Expand folders recursively into audio files; report paths that cannot be imported.
 
-    Inside folders, files of other types and hidden files (such as macOS
-    ``._name.wav`` resource forks) are skipped silently; a file named
-    explicitly with a wrong type is reported.
+    Inside folders, clutter and hidden files are skipped silently (engine.scan);
+    a file named explicitly with a wrong type is reported.
     """
     files: list[Path] = []
     rejected: list[FileResult] = []
@@ -230,10 +238,10 @@ def collect_files(paths, allowed_extensions) -> tuple[list[Path], list[FileResul
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in allowed_extensions
-            )
+            # Named as the user named the folder (a relative folder gives relative names), as before.
+            real_root = os.path.realpath(path)
+            found = [path / os.path.relpath(p, real_root) if p.startswith(real_root + os.sep) else Path(p)
+                     for p in scan([path], allowed_extensions=allowed_extensions, exclude=exclude).files]
         elif path.exists():
             found = [path]
         else:

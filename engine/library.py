@@ -19,15 +19,18 @@ from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.config import Settings, load_settings
 from engine.errors import EngineError, InputError
+from engine.folders import FolderKeeper
 from engine.ingest import Ingestor, ProgressCallback, reembed
 from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, make_hits, rank_segments
 from engine.spool import safe_filename, spool
 from engine.stages import FileResult
-from engine.store import SORTABLE, Filters, Job, JobStatus, Store, Track
+from engine.store import SORTABLE, Filters, Folder, Job, JobStatus, Store, Track
+from engine.sync import SyncCallback, SyncProgress, SyncReport
 from engine.vectors import PIPELINE_VERSION, embed_decoded
 from engine.worker import IngestWorker
 
-__all__ = ["SORTABLE", "FileResult", "Filters", "Hit", "Job", "JobStatus", "Library", "Track"]
+__all__ = ["SORTABLE", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus", "Library", "SyncProgress",
+           "SyncReport", "Track"]
 
 
 class Library:
@@ -43,12 +46,14 @@ class Library:
         shutil.rmtree(self.settings.tmp_dir, ignore_errors=True)
         self._embedder_provider = embedder_provider or (lambda: get_embedder(self.settings))
         self._ingestor = Ingestor(self._store, self.settings, embedder_provider=self._embedder)
+        self._folders = FolderKeeper(self._store, self._ingestor, self.settings)
         self._worker: IngestWorker | None = None
         self._worker_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
 
     def close(self) -> None:
+        self._folders.stop_watching()
         self._store.close()
 
     def __enter__(self) -> Library:
@@ -65,7 +70,10 @@ class Library:
     # -- importing ------------------------------------------------------------
 
     def ingest(self, paths, *, copy: bool = False, progress: ProgressCallback | None = None) -> list[FileResult]:
-        """Import files and folders now (folders recursively); results in input order."""
+        """Import files and folders now (folders recursively, and remembered as library folders
+        unless copied); results in input order."""
+        if not copy:
+            self._folders.remember([Path(p) for p in paths if Path(p).is_dir()])
         return self._ingestor.ingest_paths(paths, copy=copy, progress=progress)
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
@@ -94,20 +102,68 @@ class Library:
         embedder = self.load_model(retry=retry)
         return reembed(self._store, self.settings, embedder, progress=progress)
 
+    # -- folders ----------------------------------------------------------------
+
+    def add_folder(self, path: Path | str, *, watch: bool = True, progress: SyncCallback | None = None,
+                   background: bool = False) -> SyncReport | None:
+        """Index a folder in place (checked: it exists, is readable, is not the library's own
+        folder), then sync it, or with ``background`` start that sync and return at once
+        (follow it with :meth:`sync_state`). ``watch`` follows it while a watcher runs."""
+        return self._folders.add(path, watch=watch, progress=progress, background=background)
+
+    def folders(self) -> list[Folder]:
+        """The library's folders with their track and missing counts, watch flag and last sync."""
+        return self._store.folders.list()
+
+    def remove_folder(self, path: Path | str) -> dict:
+        """Forget a folder and the tracks found only there; no file is touched."""
+        return self._folders.remove(path)
+
+    def set_watched(self, path: Path | str, watched: bool) -> Folder:
+        return self._folders.set_watched(path, watched)
+
+    def sync(self, paths=None, *, prune: bool = False, progress: SyncCallback | None = None) -> SyncReport:
+        """Rescan every folder (or the given ones, or paths inside them) and bring the library in step."""
+        return self._folders.sync(paths, prune=prune, progress=progress)
+
+    def start_sync(self, paths=None) -> bool:
+        """Sync in the background (the dashboard); False when one is already running.
+        Follow it with :meth:`sync_state`."""
+        return self._folders.start_sync(paths)
+
+    def sync_state(self) -> dict:
+        """The background sync: ``running``, the latest ``progress``, and its ``report`` or ``error`` once done."""
+        return self._folders.state()
+
+    def prune_missing(self) -> list[dict]:
+        """Remove every missing track (whose files are all gone) from the library."""
+        return self._folders.prune()
+
+    def watch(self, stop: threading.Event, *, on_sync=None) -> None:
+        """Follow every watched folder until ``stop`` is set (``python -m engine watch``);
+        ``on_sync(report)`` hears of each sync the changes caused."""
+        self._folders.watch(stop, on_sync=on_sync)
+
+    def start_watching(self) -> None:
+        """Follow every watched folder in the background while this process runs (the dashboard),
+        after a background sync of what changed while nothing watched."""
+        self._folders.start_watching(catch_up=True)
+
     # -- reading --------------------------------------------------------------
 
     def track(self, track_id: str) -> Track:
         """A track by full id or unique prefix (6+ characters)."""
         return self._store.tracks.get(self._store.tracks.resolve_id(track_id))
 
-    def tracks(self, filters: Filters = Filters(), *, name: str | None = None, sort: str = "created_at",
-               descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
-        """A page of tracks passing ``filters`` whose name contains ``name``; ``sort`` is a SORTABLE key."""
-        return self._store.tracks.browse(filters, name=name, sort=sort, descending=descending, limit=limit,
-                                         offset=offset)
+    def tracks(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False,
+               sort: str = "created_at", descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
+        """A page of tracks passing ``filters`` whose name contains ``name``; ``sort`` is a SORTABLE key.
+        Present tracks, or with ``missing`` only those whose files are all gone."""
+        return self._store.tracks.browse(filters, name=name, missing=missing, sort=sort, descending=descending,
+                                         limit=limit, offset=offset)
 
-    def count(self, filters: Filters = Filters(), *, name: str | None = None) -> int:
-        return self._store.tracks.count(filters, name=name)
+    def count(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False) -> int:
+        return self._store.tracks.count(filters, name=name, missing=missing)
 
     def stats(self) -> dict:
         stats = self._store.tracks.stats()

@@ -165,10 +165,10 @@ class VectorIndex:
         unknown: list[str] = []  # to read back from the store
         for change in changes:
             embedded = change.embedded
-            if change.kind == "delete" or (change.kind == "add" and embedded is None):
+            if change.kind in ("delete", "missing") or (change.kind == "add" and embedded is None):
                 self._vectors.remove(change.track_id)  # a new track has no embedding yet
                 fresh.pop(change.track_id, None)
-            elif embedded is None:
+            elif embedded is None:  # embed without a payload, or found again: read it back
                 unknown.append(change.track_id)
             elif embedded.model_id == self.model_id and embedded.pipeline_version == PIPELINE_VERSION:
                 fresh[change.track_id] = embedded

@@ -17,6 +17,7 @@ from typing import Callable
 from engine import audio
 from engine.config import Settings
 from engine.features import FEATURE_VERSION, compute_features
+from engine.spool import spool
 from engine.store import (
     EmbeddingFailure,
     EmbeddingWrite,
@@ -27,7 +28,6 @@ from engine.store import (
     Store,
     TrackRecord,
 )
-from engine.spool import spool
 from engine.vectors import embed_decoded
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def validate(work: Work) -> FileResult | None:
         return None
     resolved = item.path.resolve()
     work.source = Source(str(resolved), work.size, os.stat(resolved).st_mtime)
-    work.track_id = work.store.tracks.id_for_source(work.source)
+    work.track_id = work.store.sources.track_for(work.source)
     return work.done(JobStatus.DUPLICATE) if work.track_id else None
 
 
@@ -101,7 +101,8 @@ def identify(work: Work) -> FileResult | None:
     if not work.store.tracks.exists(work.track_id):
         return None
     if work.source:
-        work.store.tracks.add_source(work.track_id, work.source)
+        work.store.sources.add(work.track_id, work.source)
+        work.store.tracks.found_at(work.track_id, work.source.path)
     return work.done(JobStatus.DUPLICATE)
 
 

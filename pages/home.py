@@ -13,8 +13,8 @@ stats = library.stats()
 model = library.model_status()
 
 if stats["tracks"] == 0:
-    st.info("Your library is empty. Add files on the **Upload** page, or import a folder with "
-            "`python -m engine ingest FOLDER`.")
+    st.info("Your library is empty. Add the folder that holds your samples on the **Folders** page (they are "
+            "indexed where they are), or drop files on the **Upload** page.")
 else:
     tracks, duration, formats, pending = st.columns(4)
     tracks.metric("Tracks", f"{stats['tracks']:,}")

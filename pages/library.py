@@ -8,6 +8,7 @@ from engine.errors import EngineError
 from engine.library import Filters
 
 PAGE_SIZE = 100
+FORMATS = ["wav", "aiff", "flac", "mp3", "ogg", "opus", "m4a"]
 SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": ("tempo", False),
          "Duration": ("duration", False), "Brightness (centroid)": ("spectral_centroid", False),
          "Loudness (RMS)": ("rms_energy", True)}
@@ -16,19 +17,32 @@ ui.require_login()
 st.title("Library")
 library = ui.library()
 
-name, sort, formats = st.columns([2, 1, 1])
+name, sort, formats, gone = st.columns([2, 1, 1, 1])
 query = name.text_input("Filter by name")
 sort_key, descending = SORTS[sort.selectbox("Sort by", list(SORTS))]
-filters = Filters(formats=tuple(formats.multiselect("Formats", ["wav", "flac", "mp3", "m4a"])))
+filters = Filters(formats=tuple(formats.multiselect("Formats", FORMATS)))
+missing = gone.toggle("Missing tracks", help="Tracks whose files are all gone: kept until their files come back "
+                                             "or you remove them here.")
 
-total = library.count(filters, name=query or None)
+total = library.count(filters, name=query or None, missing=missing)
+if missing and total:
+    confirm = st.checkbox(f"Yes, remove all {library.count(missing=True):,} missing tracks from the library",
+                          key="confirm-prune")
+    if st.button("Remove missing tracks", disabled=not confirm, help="Only the library's rows; no file is touched."):
+        pruned = library.prune_missing()
+        st.toast(f"Removed {len(pruned):,} missing tracks.")
+        st.rerun()
 if total == 0:
-    st.info("No tracks match." if query or filters.formats else "Your library is empty: add files on the Upload page.")
+    if missing:
+        st.info("No track is missing: every file is where the library last saw it.")
+    else:
+        st.info("No tracks match." if query or filters.formats else
+                "Your library is empty: add a folder on the Folders page, or files on the Upload page.")
     st.stop()
 pages = (total - 1) // PAGE_SIZE + 1
 page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
-tracks = library.tracks(filters, name=query or None, sort=sort_key, descending=descending, limit=PAGE_SIZE,
-                        offset=(page - 1) * PAGE_SIZE)
+tracks = library.tracks(filters, name=query or None, missing=missing, sort=sort_key, descending=descending,
+                        limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
 table = pd.DataFrame([track.to_dict() for track in tracks])[
     ["filename", "duration", "tempo", "spectral_centroid", "rms_energy", "zero_crossing_rate", "format",
      "sample_rate", "channels", "created_at", "id"]]

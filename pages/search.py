@@ -26,7 +26,7 @@ with st.expander("Filters"):
                            label_visibility="collapsed")
     use_tempo = right.checkbox("Tempo (BPM)")
     tempo = right.slider("Tempo range", 40, 240, (80, 140), disabled=not use_tempo, label_visibility="collapsed")
-    formats = left.multiselect("Formats", ["wav", "flac", "mp3", "m4a"])
+    formats = left.multiselect("Formats", ["wav", "aiff", "flac", "mp3", "ogg", "opus", "m4a"])
     segments = right.toggle("Rank by best 10 s segment")
     limit = right.number_input("Results", 1, 200, 20)
 

@@ -225,3 +225,78 @@ def test_oidc_mode_shows_only_a_login_button(app):
     at.run()
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"] and not at.metric
+
+
+def _wait_for_sync(timeout: float = 120.0) -> dict:
+    import time
+
+    import ui
+
+    deadline = time.monotonic() + timeout
+    while ui.library().sync_state()["running"]:
+        assert time.monotonic() < deadline, "the background sync did not finish"
+        time.sleep(0.1)
+    return ui.library().sync_state()
+
+
+def test_folders_page_add_invalid_sync_and_remove(app, audio_dir, tmp_path):
+    at = app("folders")
+    assert not at.exception and at.title[0].value == "Folders"
+    assert "No folders yet" in at.info[0].value
+    at.text_input[0].input(str(tmp_path / "nowhere"))
+    at.button[0].click().run()  # the form's Add folder
+    assert not at.exception
+    assert "Folder not found" in at.error[0].value and "nowhere" in at.error[0].value
+    at.text_input[0].input(str(audio_dir / "formats"))
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    state = _wait_for_sync()
+    assert state["error"] is None and len(state["report"].added) == 4
+    at.run()
+    assert "Sync finished: 4 added" in at.success[0].value
+    table = at.dataframe[0].value
+    assert list(table["folder"]) == [str((audio_dir / "formats").resolve())] and list(table["tracks"]) == [4]
+    [sync_now] = [b for b in at.button if b.label == "Sync now"]
+    sync_now.click().run()
+    assert not at.exception
+    state = _wait_for_sync()
+    assert state["report"].unchanged == 4
+    at.run()
+    assert "4 unchanged" in at.success[0].value
+    remove = [b for b in at.button if b.label == "Remove folder"][0]
+    assert remove.disabled  # until confirmed
+    at.checkbox(key=f"confirm-remove-{(audio_dir / 'formats').resolve()}").check().run()
+    [b for b in at.button if b.label == "Remove folder"][0].click().run()
+    assert not at.exception
+    assert "No folders yet" in at.info[0].value
+    import ui
+
+    assert ui.library().stats()["tracks"] == 0 and (audio_dir / "formats" / "mix.wav").is_file()
+
+
+def test_home_points_to_folders_first(app):
+    at = app()
+    info = at.info[0].value
+    assert info.index("Folders") < info.index("Upload")
+
+
+def test_library_page_lists_missing_tracks_and_prunes_them(app, tmp_path):
+    import ui
+    from tests.fixtures_audio import sine, write_audio
+
+    root = tmp_path / "Samples"
+    write_audio(root / "stays.wav", sine(300, 0.5), 44_100)
+    write_audio(root / "goes.wav", sine(500, 0.5), 44_100)
+    library = ui.library()
+    library.add_folder(root, watch=False)
+    (root / "goes.wav").unlink()
+    library.sync()
+    at = app("library")
+    assert list(at.dataframe[0].value["filename"]) == ["stays.wav"]
+    at.toggle[0].set_value(True).run()
+    assert not at.exception and list(at.dataframe[0].value["filename"]) == ["goes.wav"]
+    at.checkbox(key="confirm-prune").check().run()
+    [b for b in at.button if b.label == "Remove missing tracks"][0].click().run()
+    assert not at.exception
+    assert "No track is missing" in at.info[0].value
+    assert library.stats()["tracks"] == 1

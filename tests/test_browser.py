@@ -144,6 +144,38 @@ def test_upload_search_analytics_delete(page, server, audio_dir, tmp_path):
     assert len(stored) == 1
 
 
+def test_add_a_folder_and_a_saved_file_becomes_searchable(page, server, audio_dir, tmp_path):
+    import shutil
+
+    from playwright.sync_api import expect
+
+    root = tmp_path / "My Samples"
+    shutil.copytree(audio_dir / "formats", root)
+    (root / "mix.wav.asd").write_bytes(b"clutter")
+    page.goto(f"{server}/folders")
+    expect(page.get_by_text("No folders yet")).to_be_visible()
+    page.get_by_placeholder("/home/you/Samples").fill(str(root))
+    page.get_by_role("button", name="Add folder").click()
+    expect(page.get_by_text("Sync finished: 4 added")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("1 skipped (not audio)", exact=False)).to_be_visible()
+
+    # Saved into the watched folder while the dashboard runs: in the library within seconds.
+    shutil.copy(audio_dir / "sine440.wav", root / "a new sine.wav")
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto(f"{server}/library")
+        expect(page.get_by_text("tracks. Select a row", exact=False)).to_be_visible()
+        if page.get_by_text("5 tracks.").count():
+            break
+        assert time.monotonic() < deadline, "the saved file did not reach the library"
+        time.sleep(1)
+    page.goto(f"{server}/search")
+    prompt = page.get_by_label("Prompt")
+    prompt.fill("a clean sine tone")
+    prompt.press("Enter")
+    expect(page.get_by_text("a new sine.wav").first).to_be_visible()
+
+
 @pytest.fixture
 def locked_server(tmp_path, tiny_clap_dir, monkeypatch, audio_dir):
     from engine.auth import hash_password

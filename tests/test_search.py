@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from engine.errors import EngineError, InputError, ModelUnavailableError
-from engine.library import Library
-from engine.library import Filters
+from engine.library import Filters, Library
 from tests.fixtures_audio import sine, white_noise, write_audio
 from tests.fixtures_fake import FakeEmbedder
 

@@ -2,8 +2,10 @@
 
 ``Store`` opens both and hands out one object per family of tables:
 
-* ``store.tracks``: tracks, their measurements and source paths (``tracks.py``),
-  with the managed copies under ``data/audio`` (``files.py``);
+* ``store.tracks``: tracks and their measurements (``tracks.py``), with the
+  managed copies under ``data/audio`` (``files.py``);
+* ``store.sources``: every path a track was read from, and files that failed (``sources.py``);
+* ``store.folders``: the folders indexed in place (``folders.py``);
 * ``store.embeddings``: vectors per model and why one is missing (``embeddings.py``);
 * ``store.jobs``: one import job per file (``jobs.py``);
 * ``store.journal``: the in-process change log search indexes replay (``journal.py``).
@@ -21,8 +23,10 @@ from engine.errors import StoreError
 from engine.store.database import Database
 from engine.store.embeddings import Embeddings
 from engine.store.files import ManagedFiles
+from engine.store.folders import Folders
 from engine.store.jobs import Jobs
 from engine.store.journal import Journal
+from engine.store.sources import Sources
 from engine.store.tracks import SORTABLE, Tracks
 from engine.store.types import (
     MANAGED_PATH,
@@ -32,6 +36,7 @@ from engine.store.types import (
     EmbeddingFailure,
     EmbeddingWrite,
     Filters,
+    Folder,
     Job,
     JobStatus,
     Measurements,
@@ -58,9 +63,11 @@ class Store:
             ) from None
         self.db = Database(self.data_dir / DB_NAME)
         self.journal = Journal()
-        self.tracks = Tracks(self.db, self.journal, self.files)
+        self.sources = Sources(self.db)
+        self.tracks = Tracks(self.db, self.journal, self.files, self.sources)
         self.embeddings = Embeddings(self.db, self.journal)
         self.jobs = Jobs(self.db)
+        self.folders = Folders(self.db)
 
     @property
     def revision(self) -> int:
@@ -73,6 +80,6 @@ class Store:
 
 __all__ = [
     "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "Change", "Embedded", "EmbeddingFailure", "EmbeddingWrite",
-    "Filters", "Job", "JobStatus", "Measurements", "NewTrack", "Source", "Store", "Track", "TrackRecord",
+    "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack", "Source", "Store", "Track", "TrackRecord",
     "WindowSet",
 ]

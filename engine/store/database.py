@@ -114,6 +114,7 @@ class Database:
                 " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
             )
             applied = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations").fetchall()}
+        upgraded = False
         for version, (name, step) in enumerate(MIGRATIONS, start=1):
             if name in applied:
                 continue
@@ -123,6 +124,13 @@ class Database:
                 else:
                     conn.execute(step)
                 conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+            upgraded = True
+        if upgraded:
+            # Fold the schema changes into the file now, so a crash never leaves them to be
+            # replayed from the write-ahead log: DuckDB 1.5.5 fails to replay some (an ALTER
+            # TABLE ADD COLUMN made the library unopenable after a kill -9).
+            with self.lock, self.errors("upgrade the library schema"):
+                self._conn.execute("CHECKPOINT")
 
     def applied_migrations(self) -> list[str]:
         return [name for (name,) in self.rows("read migrations", "SELECT name FROM schema_migrations ORDER BY version")]

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.store.database import Database, id_list
 from engine.store.journal import Journal
-from engine.store.types import TRACK_COLUMNS, Embedded, EmbeddingFailure, EmbeddingWrite, Track, WindowSet
+from engine.store.types import Embedded, EmbeddingFailure, EmbeddingWrite, WindowSet
 
 # Up to this many tracks, windows are looked up by key; more, one scan of the model's rows.
 WINDOW_KEY_LOOKUP_LIMIT = 1000
@@ -77,32 +77,35 @@ class Embeddings:
             if conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone():
                 write_failure(conn, track_id, failure)
 
-    def pending(self, model_id: str | None, pipeline_version: int) -> list[Track]:
-        """Tracks with no embedding from this model and pipeline version (all tracks when model_id is None)."""
+    def pending(self, model_id: str | None, pipeline_version: int) -> list[str]:
+        """Ids of the present tracks with no embedding from this model and pipeline version (all
+        when model_id is None), oldest first. A missing track's file cannot be read."""
         rows = self._db.rows(
             "list tracks awaiting embeddings",
-            f"SELECT {TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
-            " WHERE NOT EXISTS (SELECT 1 FROM track_embeddings e WHERE e.track_id = t.id"
-            "   AND e.model_id = ? AND e.pipeline_version = ?)"
+            "SELECT t.id FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
+            " AND NOT EXISTS (SELECT 1"
+            " FROM track_embeddings e WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)"
             " ORDER BY t.created_at, t.id",
             [model_id, pipeline_version],
         )
-        return [Track(*row) for row in rows]
+        return [track_id for (track_id,) in rows]
 
     def count_pending(self, model_id: str | None, pipeline_version: int) -> int:
         return self._db.rows(
             "count tracks awaiting embeddings",
-            "SELECT count(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM track_embeddings e"
-            " WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)",
+            "SELECT count(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
+            " AND NOT EXISTS (SELECT 1"
+            " FROM track_embeddings e WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)",
             [model_id, pipeline_version],
         )[0][0]
 
     def table(self, model_id: str, pipeline_version: int, track_ids: list[str] | None = None):
-        """Current track embeddings with the columns search filters on, as a pyarrow table."""
+        """Current embeddings of present tracks with the columns search filters on, as a pyarrow table."""
         sql = (
             "SELECT e.track_id, e.embedding, e.window_count, t.duration, f.tempo, t.format FROM track_embeddings e"
             " JOIN tracks t ON t.id = e.track_id LEFT JOIN features f ON f.track_id = e.track_id"
             " WHERE e.model_id = ? AND e.pipeline_version = ?"
+            " AND NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = e.track_id)"
         )
         params: list = [model_id, pipeline_version]
         if track_ids is not None:

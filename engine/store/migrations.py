@@ -220,3 +220,36 @@ def _embedding_bytes(conn) -> None:
 
 
 MIGRATIONS.append(("0004_embedding_bytes", _embedding_bytes))
+
+
+LIBRARY_FOLDERS_SQL = """
+    -- Folders the library indexes in place, kept in step by sync and watch.
+    CREATE TABLE folders (
+        path VARCHAR PRIMARY KEY,        -- absolute, resolved
+        watched BOOLEAN NOT NULL,
+        added_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        last_sync TIMESTAMP
+    );
+    -- Files that could not be imported, as they were then: sync does not retry one
+    -- until its size or modification time changes.
+    CREATE TABLE failures (
+        path VARCHAR PRIMARY KEY,
+        file_size BIGINT NOT NULL,
+        file_mtime DOUBLE NOT NULL,
+        error VARCHAR NOT NULL,
+        failed_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    -- Tracks none of whose files exists any more; kept (with the last location in
+    -- sources) until the files come back or the user prunes them. A table of its own,
+    -- not a column: DuckDB 1.5.5 cannot replay a write-ahead log holding an ALTER TABLE
+    -- ADD COLUMN (the library would not open again after a crash; tests/test_watch.py).
+    CREATE TABLE missing_tracks (
+        track_id VARCHAR PRIMARY KEY,
+        since TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    -- Containers as users name them; the encoding is in codec.
+    UPDATE tracks SET format = 'wav' WHERE format IN ('wavex', 'rf64');
+    UPDATE tracks SET format = 'aiff' WHERE format = 'aifc';
+"""
+
+MIGRATIONS.append(("0005_library_folders", LIBRARY_FOLDERS_SQL))

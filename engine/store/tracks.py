@@ -8,6 +8,7 @@ of its import job commit in one transaction, or none of it does.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import NotFoundError
@@ -16,7 +17,8 @@ from engine.store.embeddings import embedded, write_embedding, write_failure
 from engine.store.files import ManagedFiles
 from engine.store.jobs import finish_job
 from engine.store.journal import Journal
-from engine.store.types import TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Source, Track
+from engine.store.sources import Sources, upsert_source
+from engine.store.types import TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Track
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ SORTABLE = {
 
 # Every table holding rows of a track, children first.
 _TRACK_TABLES = [
+    ("missing_tracks", "track_id"),
     ("window_sets", "track_id"),
     ("track_embeddings", "track_id"),
     ("embedding_errors", "track_id"),
@@ -41,10 +44,11 @@ _TRACK_TABLES = [
 
 
 class Tracks:
-    def __init__(self, db: Database, journal: Journal, files: ManagedFiles):
+    def __init__(self, db: Database, journal: Journal, files: ManagedFiles, sources: Sources):
         self._db = db
         self._journal = journal
         self._files = files
+        self._sources = sources
 
     # -- writing --------------------------------------------------------------
 
@@ -97,10 +101,6 @@ class Tracks:
         self._journal.record("add", record.id, written)
         return True
 
-    def add_source(self, track_id: str, source: Source) -> None:
-        with self._db.transaction("record a source path") as conn:
-            upsert_source(conn, track_id, source)
-
     def delete(self, track_id: str) -> Track:
         """Remove a track's rows, then its managed copy. A user's own file is never touched."""
         track = self.get(track_id)
@@ -132,14 +132,24 @@ class Tracks:
         rows = self._db.rows("read a track", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id = ?", [track_id])
         if not rows:
             raise NotFoundError(f"no track with id {track_id!r} in the library.", hint="List tracks with 'list'.")
-        return Track(*rows[0])
+        return self._located(rows)[0]
 
     def get_many(self, track_ids: list[str]) -> dict[str, Track]:
         if not track_ids:
             return {}
         in_list, values = id_list(track_ids)
         rows = self._db.rows("read tracks", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id IN {in_list}", values)
-        return {row[0]: Track(*row) for row in rows}
+        return {track.id: track for track in self._located(rows)}
+
+    def _located(self, rows: list[tuple]) -> list[Track]:
+        """Tracks from TRACK_COLUMNS rows, with every path where their content is."""
+        paths = self._sources.of([row[0] for row in rows])
+        tracks = []
+        for row in rows:
+            track = Track(*row)
+            managed = [str(self._files.absolute_path(track))] if track.storage == "managed" else []
+            tracks.append(replace(track, locations=tuple(managed + paths.get(track.id, []))))
+        return tracks
 
     def exists(self, track_id: str) -> bool:
         return bool(self._db.rows("look up a track", "SELECT 1 FROM tracks WHERE id = ?", [track_id]))
@@ -157,10 +167,11 @@ class Tracks:
             raise NotFoundError(f"track id {prefix!r} is ambiguous; give more characters.")
         return rows[0][0]
 
-    def browse(self, filters: Filters = Filters(), *, name: str | None = None, sort: str = "created_at",
-               descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
-        """A page of tracks passing ``filters`` whose name contains ``name``, sorted by a SORTABLE key."""
-        where, params = _where(filters, name)
+    def browse(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False,
+               sort: str = "created_at", descending: bool = True, limit: int = 50, offset: int = 0) -> list[Track]:
+        """A page of tracks passing ``filters`` whose name contains ``name``, sorted by a SORTABLE key:
+        present tracks, or with ``missing`` those whose files are all gone."""
+        where, params = _where(filters, name, missing)
         order = SORTABLE.get(sort, SORTABLE["created_at"])
         direction = "DESC" if descending else "ASC"
         rows = self._db.rows(
@@ -169,44 +180,63 @@ class Tracks:
             " LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [Track(*row) for row in rows]
+        return self._located(rows)
 
-    def count(self, filters: Filters = Filters(), *, name: str | None = None) -> int:
-        where, params = _where(filters, name)
+    def count(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False) -> int:
+        where, params = _where(filters, name, missing)
         return self._db.rows("count tracks", f"SELECT count(*) {_FROM} WHERE {where}", params)[0][0]
 
     def stats(self) -> dict:
-        tracks, duration, size = self._db.rows(
+        tracks, duration, size, missing = self._db.rows(
             "read library statistics",
-            "SELECT count(*), coalesce(sum(duration), 0), coalesce(sum(file_size), 0) FROM tracks",
+            "SELECT count(*), coalesce(sum(duration), 0), coalesce(sum(file_size), 0),"
+            " (SELECT count(*) FROM missing_tracks) FROM tracks",
         )[0]
         formats = self._db.rows("read library statistics",
                                 "SELECT format, count(*) AS n FROM tracks GROUP BY format ORDER BY n DESC")
         return {"tracks": tracks, "total_duration_s": duration, "total_bytes": size,
-                "formats": {fmt: n for fmt, n in formats}}
+                "formats": {fmt: n for fmt, n in formats}, "missing": missing}
 
-    def id_for_source(self, source: Source) -> str | None:
-        """The track a path was indexed as, if the file is unchanged since (same size and mtime)."""
-        rows = self._db.rows(
-            "look up a source path",
-            "SELECT s.track_id FROM sources s JOIN tracks t ON t.id = s.track_id"
-            " WHERE s.path = ? AND s.file_size = ? AND s.file_mtime = ?",
-            [source.path, source.file_size, source.file_mtime],
-        )
-        return rows[0][0] if rows else None
+    # -- after a sync -----------------------------------------------------------
+
+    def set_location(self, track_id: str, *, path: str, missing: bool) -> None:
+        """Where a referenced track plays from, and whether every file of it is gone
+        (a missing track keeps its last path, so it is recognised when it comes back)."""
+        with self._db.transaction("update a track's location") as conn:
+            was = conn.execute("SELECT EXISTS (SELECT 1 FROM missing_tracks WHERE track_id = id) FROM tracks"
+                               " WHERE id = ?", [track_id]).fetchone()
+            if was is None:
+                return
+            conn.execute("UPDATE tracks SET path = ? WHERE id = ? AND path <> ?", [path, track_id, path])
+            if missing and not was[0]:
+                conn.execute("INSERT INTO missing_tracks (track_id) VALUES (?)", [track_id])
+            elif was[0] and not missing:
+                conn.execute("DELETE FROM missing_tracks WHERE track_id = ?", [track_id])
+        if was[0] != missing:  # search indexes drop a missing track and take a found one back
+            self._journal.record("missing" if missing else "found", track_id)
+
+    def found_at(self, track_id: str, path: str) -> None:
+        """A missing track's content turned up at ``path`` (a referenced file): it plays from there again."""
+        rows = self._db.rows("look up a track", "SELECT storage, EXISTS (SELECT 1 FROM missing_tracks"
+                             " WHERE track_id = id) FROM tracks WHERE id = ?", [track_id])
+        if rows and rows[0] == ("referenced", True):
+            self.set_location(track_id, path=path, missing=False)
+
+    def missing_ids(self, roots: list[str] | None = None) -> list[str]:
+        """Ids of missing tracks (last seen under one of ``roots``, when given)."""
+        if roots is None:
+            return [i for (i,) in self._db.rows("list missing tracks", "SELECT track_id FROM missing_tracks")]
+        ids: list[str] = []
+        for root in roots:
+            ids += [i for (i,) in self._db.rows(
+                "list missing tracks",
+                "SELECT DISTINCT m.track_id FROM missing_tracks m JOIN sources s ON s.track_id = m.track_id"
+                " WHERE s.path = ? OR starts_with(s.path, ?)", [root, root.rstrip("/") + "/"])]
+        return sorted(set(ids))
 
 
-def upsert_source(conn, track_id: str, source: Source) -> None:
-    conn.execute(
-        "INSERT INTO sources (path, track_id, file_size, file_mtime) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (path) DO UPDATE SET track_id = excluded.track_id, file_size = excluded.file_size,"
-        " file_mtime = excluded.file_mtime, seen_at = now()",
-        [source.path, track_id, source.file_size, source.file_mtime],
-    )
-
-
-def _where(filters: Filters, name: str | None) -> tuple[str, list]:
-    clauses, params = ["TRUE"], []
+def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[str, list]:
+    clauses, params = ["EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id) = ?"], [missing]
     if name:
         clauses.append("contains(lower(t.filename), lower(?))")
         params.append(name)

@@ -69,16 +69,20 @@ class Track:
     zero_crossing_rate: float | None  # 0 to 1
     rms_energy: float | None  # linear, full scale 1.0
     feature_version: int | None
+    missing: bool  # every file of it is gone; left out of search and the default listing
+    locations: tuple[str, ...] = ()  # absolute paths where this content is (the managed copy first)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "locations": list(self.locations)}
 
 
-# Column list matching Track's fields, in order (t: tracks, f: features).
+_FEATURE_COLUMNS = {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
+# Column list matching Track's fields up to ``missing``, in order (t: tracks, f: features);
+# ``locations`` comes from the sources table.
 TRACK_COLUMNS = ", ".join(
-    ("f." if field.name in {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
-     else "t.") + field.name
-    for field in fields(Track)
+    "EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)" if field.name == "missing"
+    else ("f." if field.name in _FEATURE_COLUMNS else "t.") + field.name
+    for field in fields(Track) if field.name != "locations"
 )
 
 
@@ -99,6 +103,31 @@ class Job:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder the library indexes in place."""
+
+    path: str  # absolute
+    watched: bool
+    added_at: dt.datetime
+    last_sync: dt.datetime | None
+    tracks: int  # tracks with a file under it, present
+    missing: int  # tracks last seen under it whose files are all gone
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Known:
+    """A path the library has seen, as it was then: a track's source, or a file that failed."""
+
+    track_id: str | None  # None for a failure
+    file_size: int
+    file_mtime: float
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +216,7 @@ class Change:
     """One entry of the change journal search indexes replay."""
 
     revision: int
-    kind: str  # add, delete, embed, reload
+    kind: str  # add, delete, embed, missing (files gone), found (back again), reload
     track_id: str
     embedded: Embedded | None = None  # add and embed: the embedding written with the change, if any
 

@@ -79,7 +79,7 @@ def test_track_vectors_of_an_older_library_become_bytes_intact(tmp_path, monkeyp
     store.close()
     monkeypatch.setattr("engine.store.database.MIGRATIONS", migrations.MIGRATIONS)
     store = Store(tmp_path)
-    assert store.db.applied_migrations()[-1] == "0004_embedding_bytes"
+    assert "0004_embedding_bytes" in store.db.applied_migrations()
     for model_id, matrix in vectors.items():
         table = store.embeddings.table(model_id, 1)
         order = [ids.index(t) for t in table.column("track_id").to_pylist()]

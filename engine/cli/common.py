@@ -1,0 +1,97 @@
+"""What every command shares: exit codes, opening the library, JSON and text output, progress bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from engine.errors import EngineError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def open_library(args):
+    """The library in --data-dir (or TRAUM_DATA_DIR), opened for this command."""
+    from engine.config import load_settings
+    from engine.library import Library
+
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    return Library(load_settings(**overrides))
+
+
+def public(track) -> dict:
+    return {key: jsonable(value) for key, value in track.to_dict().items()}
+
+
+def jsonable(value):
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def print_json(document) -> None:
+    json.dump(document, sys.stdout, default=jsonable, indent=2)
+    sys.stdout.write("\n")
+
+
+def emit_error(args, exc: EngineError) -> None:
+    if getattr(args, "json", False):
+        print_json({"error": exc.to_dict()})
+    print(f"Error: {exc}", file=sys.stderr)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class FileBar:
+    """tqdm progress on stderr for commands that work through files (off with --json or no terminal).
+
+    ``on_file`` takes ingest progress events; ``on_sync`` a sync's: files found
+    while scanning, then files analysed of the total, with rate and time left.
+    """
+
+    def __init__(self, args, unit_label: str):
+        self._enabled = not getattr(args, "json", False) and sys.stderr.isatty()
+        self._label = unit_label
+        self._bar = None
+        self._phase = None
+
+    def __enter__(self) -> FileBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _open(self, phase: str, total: int | None):
+        from tqdm import tqdm
+
+        if self._bar is not None:
+            self._bar.close()
+        self._phase = phase
+        self._bar = tqdm(total=total, desc=phase, unit="file", file=sys.stderr, disable=not self._enabled)
+        return self._bar
+
+    def on_file(self, event) -> None:
+        if event.result is None:
+            return
+        bar = self._bar or self._open(self._label, None)
+        bar.update(1)
+        bar.set_postfix_str(Path(event.source).name[:40])
+
+    def on_sync(self, event) -> None:
+        if event.phase == "scan":
+            if self._phase != "found":
+                self._open("found", None)
+            self._bar.update(event.found - self._bar.n)
+        elif event.phase == "analyse":
+            if self._phase != self._label:
+                self._open(self._label, event.total)
+            self._bar.update(event.done - self._bar.n)

@@ -1,0 +1,238 @@
+"""Commands on tracks: ingest, stats, list, show, delete, search, reembed, model, export, import."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from engine.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    FileBar,
+    duration,
+    open_library,
+    print_json,
+    public,
+)
+
+
+def register(commands, common) -> None:
+    """Add the track commands to the parser."""
+    ingest = commands.add_parser("ingest", parents=[common], help="import audio files and folders",
+                                 description="Import audio files and folders (recursively) into the library.")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--copy", action="store_true",
+                        help="keep a copy under DATA_DIR/audio instead of referencing the files where they are")
+    ingest.set_defaults(run=cmd_ingest)
+
+    stats = commands.add_parser("stats", parents=[common], help="library totals")
+    stats.set_defaults(run=cmd_stats)
+
+    listing = commands.add_parser("list", parents=[common], help="list tracks, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--missing", action="store_true",
+                         help="list the tracks whose files are all gone (left out otherwise)")
+    listing.set_defaults(run=cmd_list)
+
+    show = commands.add_parser("show", parents=[common], help="everything stored about one track")
+    show.add_argument("id", help="track id (or a unique prefix of at least 6 characters)")
+    show.set_defaults(run=cmd_show)
+
+    delete = commands.add_parser("delete", parents=[common], help="remove a track (never your original file)")
+    delete.add_argument("id", help="track id (or a unique prefix of at least 6 characters)")
+    delete.set_defaults(run=cmd_delete)
+
+    search = commands.add_parser("search", parents=[common], help="search by prompt, example audio or track",
+                                 description="Rank the library by CLAP similarity to a prompt, a clip or a track.")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("prompt", nargs="?", help='a text prompt, e.g. "punchy 808 kick"')
+    query.add_argument("--audio", type=Path, metavar="FILE", help="an example audio file")
+    query.add_argument("--like", metavar="ID", help="a track id: find more like it")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--min-score", type=float)
+    search.add_argument("--min-duration", type=float, metavar="S")
+    search.add_argument("--max-duration", type=float, metavar="S")
+    search.add_argument("--min-tempo", type=float, metavar="BPM")
+    search.add_argument("--max-tempo", type=float, metavar="BPM")
+    search.add_argument("--format", action="append", default=[], help="only this format (repeatable)")
+    search.add_argument("--segments", action="store_true", help="rank by the best single 10 s segment")
+    search.set_defaults(run=cmd_search)
+
+    reembed = commands.add_parser("reembed", parents=[common], help="compute missing or outdated embeddings")
+    reembed.add_argument("--retry", action="store_true", help="try loading the model again after a failure")
+    reembed.set_defaults(run=cmd_reembed)
+
+    model = commands.add_parser("model", parents=[common], help="show the CLAP model in use")
+    model.add_argument("--load", action="store_true", help="load the model to check that it works")
+    model.set_defaults(run=cmd_model)
+
+    export = commands.add_parser("export", parents=[common], help="back up the library to a folder (Parquet + audio)")
+    export.add_argument("target", type=Path, metavar="DIR")
+    export.set_defaults(run=cmd_export)
+
+    restore = commands.add_parser("import", parents=[common], help="restore an export into an empty library")
+    restore.add_argument("source", type=Path, metavar="DIR")
+    restore.set_defaults(run=cmd_import)
+
+    hasher = commands.add_parser("hash-password", parents=[common],
+                                 help="make a TRAUM_AUTH_PASSWORD_HASH for the dashboard's password mode")
+    hasher.set_defaults(run=cmd_hash_password)
+
+
+def cmd_ingest(args) -> int:
+    with open_library(args) as library, FileBar(args, "analysed") as bar:
+        results = library.ingest(args.paths, copy=args.copy, progress=bar.on_file)
+    added = [{"path": r.source, "id": r.track_id} for r in results if r.status == "added"]
+    duplicates = [{"path": r.source, "id": r.track_id} for r in results if r.status == "duplicate"]
+    failed = [{"path": r.source, "error": r.error} for r in results if r.status == "failed"]
+    if args.json:
+        print_json({"added": added, "duplicates": duplicates, "failed": failed})
+    else:
+        for item in failed:
+            print(f"FAILED  {item['error']}", file=sys.stderr)
+        print(f"{len(added)} added, {len(duplicates)} already in the library, {len(failed)} failed.")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_stats(args) -> int:
+    with open_library(args) as library:
+        stats = library.stats()
+    if args.json:
+        print_json(stats)
+    else:
+        formats = ", ".join(f"{n} {fmt}" for fmt, n in stats["formats"].items()) or "none"
+        print(f"{stats['tracks']} tracks, {duration(stats['total_duration_s'])} of audio ({formats}).")
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    with open_library(args) as library:
+        tracks = library.tracks(missing=args.missing, limit=args.limit, offset=args.offset)
+    if args.json:
+        print_json([public(t) for t in tracks])
+    elif not tracks:
+        print("No track is missing." if args.missing else
+              "The library is empty. Add a folder with: python -m engine folder add FOLDER")
+    else:
+        for t in tracks:
+            tempo = f"{t.tempo:.1f} BPM" if t.tempo else "no pulse"
+            print(f"{t.id[:12]}  {duration(t.duration):>8}  {tempo:>10}  {t.format:<5} {t.filename}")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    with open_library(args) as library:
+        track = library.track(args.id)
+    if args.json:
+        print_json(public(track))
+    else:
+        for key, value in public(track).items():
+            print(f"{key:>20}: {value}")
+    return EXIT_OK
+
+
+def cmd_delete(args) -> int:
+    with open_library(args) as library:
+        track = library.delete(args.id)
+    if args.json:
+        print_json({"deleted": public(track)})
+    else:
+        kept = "" if track.storage == "managed" else f" (your file {track.path} was not touched)"
+        print(f"Deleted {track.filename}{kept}.")
+    return EXIT_OK
+
+
+def cmd_search(args) -> int:
+    from engine.library import Filters
+
+    options = dict(filters=Filters(min_duration=args.min_duration, max_duration=args.max_duration,
+                                   min_tempo=args.min_tempo, max_tempo=args.max_tempo, formats=tuple(args.format)),
+                   limit=args.limit, min_score=args.min_score, segments=args.segments)
+    with open_library(args) as library:
+        if args.audio is not None:
+            hits = library.search_audio(args.audio, **options)
+        elif args.like is not None:
+            hits = library.search_like(args.like, **options)
+        else:
+            hits = library.search_text(args.prompt, **options)
+    if args.json:
+        print_json([hit.to_dict() for hit in hits])
+    elif not hits:
+        print("No matches.")
+    else:
+        for hit in hits:
+            at = f"@{hit.segment_start:6.1f}s" if hit.segment_start is not None else " " * 8
+            print(f"{hit.rank:>3}. {hit.score:6.3f} {at}  {hit.id[:12]}  {hit.filename}")
+    return EXIT_OK
+
+
+def cmd_reembed(args) -> int:
+    with open_library(args) as library:
+        results = library.reembed(retry=args.retry)
+    done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
+    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
+    if args.json:
+        print_json({"embedded": done, "failed": failed})
+    else:
+        for item in failed:
+            print(f"FAILED  {item['error']}", file=sys.stderr)
+        print(f"{len(done)} embedded, {len(failed)} failed." if results else "Every track is up to date.")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_model(args) -> int:
+    from engine.config import load_settings
+    from engine.library import Library
+
+    # Without opening the library: this works while another process holds it.
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    status = Library.describe_model(settings, load=args.load)
+    if args.json:
+        print_json(status)
+    else:
+        for key in ("backend", "model", "model_id", "device", "precision", "dim", "loaded", "error", "hint"):
+            if status.get(key) is not None:
+                print(f"{key:>10}: {status[key]}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    with open_library(args) as library:
+        manifest = library.export(args.target)
+    if args.json:
+        print_json(manifest)
+    else:
+        print(f"Exported {manifest['rows']['tracks']} tracks and {manifest['managed_files']} audio files to {args.target}.")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    with open_library(args) as library:
+        manifest = library.restore(args.source)
+    if args.json:
+        print_json(manifest)
+    else:
+        print(f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
+    return EXIT_OK
+
+
+def cmd_hash_password(args) -> int:
+    import getpass
+
+    from engine.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Dashboard password: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ.", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    encoded = hash_password(password)
+    if args.json:
+        print_json({"hash": encoded})
+    else:
+        print(f"TRAUM_AUTH_PASSWORD_HASH='{encoded}'")
+    return EXIT_OK
