@@ -18,7 +18,7 @@ from engine import analytics, audio
 from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.config import Settings, load_settings
-from engine.errors import EngineError, InputError
+from engine.errors import EngineError, InputError, ModelUnavailableError
 from engine.folders import FolderKeeper
 from engine.ingest import Ingestor, ProgressCallback, reembed
 from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, make_hits, rank_segments
@@ -201,11 +201,15 @@ class Library:
         return self._embedder()
 
     @staticmethod
-    def describe_model(settings: Settings, *, load: bool = False) -> dict:
+    def describe_model(settings: Settings, *, load: bool = True) -> dict:
         """The full model status for settings, without opening a library (which another
-        process may hold): its id is worked out from the files, ``load`` loads it."""
+        process may hold). ``load`` loads the model, so the status has its size and its
+        self-check (``sanity``), or says why it cannot load (``error``, ``hint``)."""
         if load:
-            get_embedder(settings)
+            try:
+                get_embedder(settings)
+            except ModelUnavailableError:
+                pass  # remembered: the status carries it
         return model_status(settings)
 
     # -- searching ------------------------------------------------------------

@@ -30,6 +30,8 @@ st.subheader("Search model")
 if model["loaded"]:
     st.success(f"CLAP ready: `{model['model_id']}` on {model['device']} ({model['precision']}, "
                f"{model['dim']} dimensions, {model['backend']} backend).")
+    for problem in (model["sanity"] or {}).get("problems", []):
+        st.warning(f"**This model gives meaningless results.** {problem}")
 elif model["error"]:
     st.warning(f"**The CLAP model is not available**: {model['error']}\n\n{model['hint'] or ''}")
 else:

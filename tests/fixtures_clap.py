@@ -44,12 +44,15 @@ _CORPUS = [
 ]
 
 
-def build_tiny_clap(directory: Path, *, seed: int = 0, fusion: bool = False) -> Path:
+def build_tiny_clap(directory: Path, *, seed: int = 0, fusion: bool = False,
+                    text_attention_gain: float = TEXT_ATTENTION_GAIN) -> Path:
     """Build and save a tiny ClapModel + ClapProcessor into ``directory``.
 
     Deterministic for a given seed; a different seed gives different weights
     (useful to check that model ids differ). ``fusion=True`` builds a
-    feature-fusion model (like laion/clap-htsat-fused). Returns the directory.
+    feature-fusion model (like laion/clap-htsat-fused). ``text_attention_gain=1``
+    leaves the text tower as initialised: collapsed, like a broken checkpoint.
+    Returns the directory.
     """
     import torch
     from tokenizers import ByteLevelBPETokenizer
@@ -119,7 +122,7 @@ def build_tiny_clap(directory: Path, *, seed: int = 0, fusion: bool = False) -> 
         for layer in model.text_model.encoder.layer:
             attention = layer.attention
             for linear in (attention.self.query, attention.self.key, attention.self.value, attention.output.dense):
-                linear.weight.mul_(TEXT_ATTENTION_GAIN)
+                linear.weight.mul_(text_attention_gain)
 
     processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(), tokenizer=tokenizer)
     model.save_pretrained(directory)  # safetensors

@@ -100,6 +100,7 @@ class Embedder(ABC):
     dim: int
     device: str
     precision: str
+    sanity = None  # engine.clap.sanity.Sanity once the loader has checked the loaded model
 
     def __init__(self, *, batch_windows: int, text_cache_size: int = TEXT_CACHE_SIZE):
         self.batch_windows = int(batch_windows)

@@ -6,6 +6,7 @@ every rerun. :func:`model_status` answers a health view without loading.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from dataclasses import dataclass
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 from engine.clap.base import Embedder
 from engine.clap.laion_backend import LaionClapEmbedder
 from engine.clap.runtime import one_blas_thread, resolve_device, resolve_precision
+from engine.clap.sanity import Sanity, check
 from engine.clap.source import check_model_dir, transformers_content_hash, transformers_source
 from engine.clap.transformers_backend import TransformersClapEmbedder
 from engine.config import Settings
 from engine.errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,9 +91,23 @@ def get_embedder(settings: Settings, *, retry: bool = False) -> Embedder:
             raise err from exc
         finally:
             _loading_key = None
-        _slot = _Slot(key, embedder=embedder)
         one_blas_thread()
+        embedder.sanity = _self_check(embedder)
+        _slot = _Slot(key, embedder=embedder)
         return embedder
+
+
+def _self_check(embedder: Embedder) -> Sanity | None:
+    """The loaded model's probe check (engine.clap.sanity); None if the check itself broke."""
+    try:
+        sanity = check(embedder)
+    except Exception:  # the check warns at most; a failure in it must not fail the load
+        log.exception("the model's self-check failed")
+        return None
+    if not sanity.ok:
+        for problem in sanity.problems:
+            log.warning("%s", problem)
+    return sanity
 
 
 def reset_embedders() -> None:
@@ -135,9 +153,11 @@ def model_status(settings: Settings, *, predict_id: bool = True, import_torch: b
         "loading": _loading_key == key,
         "error": None,
         "hint": None,
+        "sanity": None,
     }
     if slot is not None and slot.key == key and slot.embedder is not None:
-        status.update(slot.embedder.describe(), loaded=True)
+        sanity = getattr(slot.embedder, "sanity", None)
+        status.update(slot.embedder.describe(), loaded=True, sanity=sanity.to_dict() if sanity else None)
         return status
     if slot is not None and slot.key == key and slot.error is not None:
         status.update(error=slot.error.message, hint=slot.error.hint)

@@ -36,6 +36,14 @@ def print_json(document) -> None:
     sys.stdout.write("\n")
 
 
+def emit(args, document, text: str) -> None:
+    """The command's result: ``document`` as JSON with --json, else ``text`` for a person."""
+    if getattr(args, "json", False):
+        print_json(document)
+    else:
+        print(text)
+
+
 def emit_error(args, exc: EngineError) -> None:
     if getattr(args, "json", False):
         print_json({"error": exc.to_dict()})

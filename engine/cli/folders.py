@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.cli.common import EXIT_FAILED, EXIT_OK, FileBar, open_library, print_json
+from engine.cli.common import EXIT_FAILED, EXIT_OK, FileBar, emit, open_library, print_json
 
 
 def register(commands, common) -> None:
@@ -68,11 +68,8 @@ def cmd_folder_list(args) -> int:
 def cmd_folder_remove(args) -> int:
     with open_library(args) as library:
         removed = library.remove_folder(args.path)
-    if args.json:
-        print_json(removed)
-    else:
-        print(f"Removed {removed['removed']} and {len(removed['tracks_removed'])} tracks found only there "
-              "(no file was touched).")
+    emit(args, removed, f"Removed {removed['removed']} and {len(removed['tracks_removed'])} tracks found only there "
+                        "(no file was touched).")
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from engine.cli.common import (
     EXIT_USAGE,
     FileBar,
     duration,
+    emit,
     open_library,
     print_json,
     public,
@@ -64,8 +66,12 @@ def register(commands, common) -> None:
     reembed.add_argument("--retry", action="store_true", help="try loading the model again after a failure")
     reembed.set_defaults(run=cmd_reembed)
 
-    model = commands.add_parser("model", parents=[common], help="show the CLAP model in use")
-    model.add_argument("--load", action="store_true", help="load the model to check that it works")
+    model = commands.add_parser("model", parents=[common], help="load the CLAP model and check it",
+                                description="Load the CLAP model, report its id, size and device, and check that "
+                                            "it tells unrelated prompts and sounds apart.")
+    loading = model.add_mutually_exclusive_group()
+    loading.add_argument("--load", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
+    loading.add_argument("--no-load", action="store_true", help="only say what would be loaded (fast)")
     model.set_defaults(run=cmd_model)
 
     export = commands.add_parser("export", parents=[common], help="back up the library to a folder (Parquet + audio)")
@@ -188,33 +194,34 @@ def cmd_model(args) -> int:
 
     # Without opening the library: this works while another process holds it.
     settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    status = Library.describe_model(settings, load=args.load)
+    status = Library.describe_model(settings, load=not args.no_load)
     if args.json:
         print_json(status)
     else:
         for key in ("backend", "model", "model_id", "device", "precision", "dim", "loaded", "error", "hint"):
             if status.get(key) is not None:
                 print(f"{key:>10}: {status[key]}")
-    return EXIT_OK
+        sanity = status["sanity"]
+        if sanity is not None:
+            print(f"{'check':>10}: " + ("ok" if sanity["ok"] else "FAILED") + f" (unrelated prompts: mean cosine "
+                  f"{sanity['text_mean_cosine']:.3f}, sounds: {sanity['audio_mean_cosine']:.3f})")
+            for problem in sanity["problems"]:
+                print(f"WARNING  {problem}", file=sys.stderr)
+    return EXIT_FAILED if status["error"] and not args.no_load else EXIT_OK
 
 
 def cmd_export(args) -> int:
     with open_library(args) as library:
         manifest = library.export(args.target)
-    if args.json:
-        print_json(manifest)
-    else:
-        print(f"Exported {manifest['rows']['tracks']} tracks and {manifest['managed_files']} audio files to {args.target}.")
+    emit(args, manifest,
+         f"Exported {manifest['rows']['tracks']} tracks and {manifest['managed_files']} audio files to {args.target}.")
     return EXIT_OK
 
 
 def cmd_import(args) -> int:
     with open_library(args) as library:
         manifest = library.restore(args.source)
-    if args.json:
-        print_json(manifest)
-    else:
-        print(f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
+    emit(args, manifest, f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
     return EXIT_OK
 
 
