@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +30,12 @@ from engine.store import EmbeddingFailure, JobStatus, Store, Track
 from engine.vectors import PIPELINE_VERSION, WindowBatcher, embed_decoded
 
 log = logging.getLogger(__name__)
+
+JOB_UPDATE_EVERY_S = 0.5  # how often a running file's job row is brought up to date
+# A file this short (at most 3 windows, a few MB decoded) gives up its decode slot while it waits
+# for the model, so the next one-shots decode meanwhile; a longer file keeps its slot to the end,
+# so memory stays bounded by max_concurrent_jobs long files.
+SHORT_FILE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -115,14 +123,18 @@ class Ingestor:
         embedder, why_not = self._embedder()
         warm_up()
         batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
-        workers = min(self.settings.max_concurrent_jobs, len(items))
+        # At most max_concurrent_jobs files read and decode at once (memory); up to a batch of
+        # further files may wait for the model with their windows, so its batches stay full.
+        slots = threading.BoundedSemaphore(self.settings.max_concurrent_jobs)
+        waiting = self.settings.clap_batch_windows if batcher else 0
+        workers = min(self.settings.max_concurrent_jobs + waiting, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         try:
             futures = [
                 pool.submit(self._process, Work(
                     item, self.store, self.settings, model_id=embedder.model_id if embedder else None,
                     embed_audio=batcher.embed_audio if batcher else None, pending=why_not,
-                ), progress)
+                ), progress, slots)
                 for item in items
             ]
             return [future.result() for future in futures]
@@ -145,10 +157,10 @@ class Ingestor:
         except EngineError as exc:
             return None, str(exc)
 
-    def _process(self, work: Work, progress: ProgressCallback | None) -> FileResult:
+    def _process(self, work: Work, progress: ProgressCallback | None, slots: threading.Semaphore) -> FileResult:
         item = work.item
         try:
-            result = self._run_stages(work, progress)
+            result = self._run_stages(work, progress, slots)
         except EngineError as exc:
             result = FileResult(item.source, JobStatus.FAILED, error=str(exc), job_id=item.job_id)
         except Exception as exc:  # a bug or a library surprise must not stop the batch
@@ -171,17 +183,34 @@ class Ingestor:
         _report(progress, Progress(item.job_id, item.source, "done", 1.0, result))
         return result
 
-    def _run_stages(self, work: Work, progress: ProgressCallback | None) -> FileResult:
-        for stage in STAGES:
-            if not stage.when(work):
-                continue
-            self.store.jobs.update(work.item.job_id, status=JobStatus.RUNNING, stage=stage.name,
-                                   progress=stage.progress)
-            _report(progress, Progress(work.item.job_id, work.item.source, stage.name, stage.progress))
-            result = stage.run(work)
-            if result is not None:
-                return result
-        raise AssertionError("the last stage always returns a result")
+    def _run_stages(self, work: Work, progress: ProgressCallback | None, slots: threading.Semaphore) -> FileResult:
+        holding = False
+        last_write = time.monotonic()
+        try:
+            for stage in STAGES:
+                if not stage.when(work):
+                    continue
+                if stage.heavy and not holding:
+                    slots.acquire()
+                    holding = True
+                elif holding and not stage.heavy and work.decoded is not None \
+                        and work.decoded.analysed_s <= SHORT_FILE_S:
+                    slots.release()  # a short file waits for the model holding little memory
+                    holding = False
+                # The job's row shows the stage of a file that takes a while; a one-shot that is done
+                # in milliseconds skips these writes (each is a commit: 15 of a one-shot's 50 ms).
+                if time.monotonic() - last_write >= JOB_UPDATE_EVERY_S:
+                    self.store.jobs.update(work.item.job_id, status=JobStatus.RUNNING, stage=stage.name,
+                                           progress=stage.progress)
+                    last_write = time.monotonic()
+                _report(progress, Progress(work.item.job_id, work.item.source, stage.name, stage.progress))
+                result = stage.run(work)
+                if result is not None:
+                    return result
+            raise AssertionError("the last stage always returns a result")
+        finally:
+            if holding:
+                slots.release()
 
 
 def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCallback | None = None) -> list[FileResult]:
@@ -192,7 +221,7 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     guessed at.
     """
     pending_ids = store.embeddings.pending(embedder.model_id, PIPELINE_VERSION)
-    found = store.tracks.get_many(pending_ids)
+    found = store.tracks.get_many(pending_ids, located=False)
     pending = [found[track_id] for track_id in pending_ids if track_id in found]
 
     def one(track: Track) -> FileResult:

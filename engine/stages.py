@@ -162,15 +162,18 @@ class Stage:
     progress: float  # how far a file is when this stage starts, 0 to 1
     run: Callable[[Work], FileResult | None]  # a result ends the file's import
     when: Callable[[Work], bool] = lambda work: True
+    heavy: bool = True  # reads or decodes: runs in one of the max_concurrent_jobs slots
 
 
 # The pipeline, in order. Decoding is the file's only full read; every later
-# stage works on that one decode.
+# stage works on that one decode. Embedding and saving are light for the file's
+# own thread (it waits for the shared model), so a short file leaves its slot there
+# and the next file decodes while the model works (engine.ingest.SHORT_FILE_S).
 STAGES: tuple[Stage, ...] = (
     Stage("validate", 0.02, validate),
     Stage("hash", 0.05, identify),
     Stage("decode", 0.15, decode),
     Stage("features", 0.45, measure),
-    Stage("embed", 0.60, embed, when=lambda work: work.embed_audio is not None),
-    Stage("save", 0.95, save),
+    Stage("embed", 0.60, embed, when=lambda work: work.embed_audio is not None, heavy=False),
+    Stage("save", 0.95, save, heavy=False),
 )

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from engine import audio
 from engine.config import Settings
 from engine.ingest import Ingestor, Progress
 from engine.scan import scan, within
@@ -84,7 +85,35 @@ class Syncer:
         known = store.sources.under(roots)
         missing_before = set(store.tracks.missing_ids())
 
-        to_import: list[str] = []
+        to_check = self._compare(files, known, missing_before, report)
+        gone = {path: seen for path, seen in known.items() if path not in files}
+        store.sources.forget([path for path, seen in gone.items() if seen.track_id is None])
+        gone_of: dict[str, list[str]] = {}
+        for path, seen in sorted(gone.items()):
+            if seen.track_id is not None:
+                gone_of.setdefault(seen.track_id, []).append(path)
+
+        to_import = self._follow_moves(to_check, files, known, gone_of, report)
+        results = self._import(to_import, len(files), progress)
+        replaced = self._classify(to_import, results, files, known, gone_of, missing_before, report)
+
+        affected = set(gone_of) | replaced | {item["id"] for item in report.moved + report.restored}
+        self._settle(affected, files, replaced, prune, report)
+        if prune:
+            for track in store.tracks.get_many(store.tracks.missing_ids(roots)).values():
+                store.tracks.delete(track.id)
+                report.pruned.append({"path": track.path, "id": track.id})
+        for track in sorted(store.tracks.get_many(store.tracks.missing_ids(roots)).values(), key=lambda t: t.path):
+            report.missing.append({"path": track.path, "id": track.id})
+        store.folders.synced([folder.path for folder in store.folders.list()
+                              if any(within(root, folder.path) for root in roots)])
+        progress(SyncProgress("done", found=len(files), done=len(to_check), total=len(to_check)))
+        return report
+
+    @staticmethod
+    def _compare(files: dict, known: dict, missing_before: set[str], report: SyncReport) -> list[str]:
+        """Count what is as the library last saw it; return the paths that need a closer look."""
+        to_check = []
         for path, stat in files.items():
             seen = known.get(path)
             if seen is not None and (seen.file_size, seen.file_mtime) == stat:
@@ -95,22 +124,42 @@ class Syncer:
                 else:
                     report.unchanged += 1
             else:
-                to_import.append(path)
-        gone = {path: seen for path, seen in known.items() if path not in files}
-        store.sources.forget([path for path, seen in gone.items() if seen.track_id is None])
-        gone_of: dict[str, list[str]] = {}
-        for path, seen in sorted(gone.items()):
-            if seen.track_id is not None:
-                gone_of.setdefault(seen.track_id, []).append(path)
+                to_check.append(path)
+        return to_check
 
-        results = self._import(to_import, len(files), progress)
-        replaced: set[str] = set()
-        for path, result in zip(to_import, results):
+    def _follow_moves(self, paths: list[str], files: dict, known: dict, gone_of: dict[str, list[str]],
+                      report: SyncReport) -> list[str]:
+        """Record moves without the import pipeline; return the paths it must still import.
+
+        A file at a new path whose content is a track that lost a path has moved.
+        Moves keep a file's size, so only files of a size some lost path had are
+        hashed here (the rest are new or changed, and the pipeline hashes them).
+        """
+        lost_sizes = {known[path].file_size for lost in gone_of.values() for path in lost}
+        candidates = [path for path in paths if path not in known and files[path][0] in lost_sizes]
+        origins = {track_id: list(lost) for track_id, lost in gone_of.items()}
+        moves: list[tuple[str, Source]] = []
+        for path in candidates:
+            try:
+                track_id = audio.hash_file(Path(path))
+            except OSError:
+                continue  # gone again or unreadable: the pipeline reports it
+            if origins.get(track_id):
+                moves.append((track_id, Source(path, *files[path])))
+                report.moved.append({"path": path, "from": origins[track_id].pop(0), "id": track_id})
+        self._store.sources.add_many(moves)
+        moved = {source.path for _, source in moves}
+        return [path for path in paths if path not in moved]
+
+    def _classify(self, paths: list[str], results, files: dict, known: dict, gone_of: dict[str, list[str]],
+                  missing_before: set[str], report: SyncReport) -> set[str]:
+        """Sort imported files into the report; return the ids of tracks whose path now holds other content."""
+        store, replaced = self._store, set()
+        for path, result in zip(paths, results):
             before = known.get(path)
             before_id = before.track_id if before else None
             if result.status == JobStatus.FAILED:
-                size, mtime = files[path]
-                store.sources.note_failure(Source(path, size, mtime), result.error)
+                store.sources.note_failure(Source(path, *files[path]), result.error)
                 report.failed.append({"path": path, "error": result.error})
                 continue
             track_id = result.track_id
@@ -129,19 +178,7 @@ class Syncer:
                 report.moved.append({"path": path, "from": origin, "id": track_id})
             else:
                 report.duplicates.append({"path": path, "id": track_id})
-
-        affected = set(gone_of) | replaced | {item["id"] for item in report.moved + report.restored}
-        self._settle(affected, files, replaced, prune, report)
-        if prune:
-            for track in store.tracks.get_many(store.tracks.missing_ids(roots)).values():
-                store.tracks.delete(track.id)
-                report.pruned.append({"path": track.path, "id": track.id})
-        for track in sorted(store.tracks.get_many(store.tracks.missing_ids(roots)).values(), key=lambda t: t.path):
-            report.missing.append({"path": track.path, "id": track.id})
-        store.folders.synced([folder.path for folder in store.folders.list()
-                              if any(within(root, folder.path) for root in roots)])
-        progress(SyncProgress("done", found=len(files), done=len(to_import), total=len(to_import)))
-        return report
+        return replaced
 
     def _import(self, paths: list[str], found: int, progress: SyncCallback):
         done = 0
@@ -156,22 +193,24 @@ class Syncer:
         return self._ingestor.ingest_files([Path(p) for p in paths], progress=count) if paths else []
 
     def _settle(self, track_ids: set[str], files: dict, replaced: set[str], prune: bool, report: SyncReport) -> None:
-        """Forget gone paths and set each affected track's playing path and missing flag."""
+        """Forget gone paths and set each affected track's playing path and missing flag, in one
+        write for all of them (a moved folder of a thousand tracks is one transaction)."""
         store = self._store
-        tracks = store.tracks.get_many(sorted(track_ids))
+        tracks = store.tracks.get_many(sorted(track_ids), located=False)
         locations = store.sources.of(sorted(track_ids))
+        forget: list[str] = []
+        relocate: list[tuple[str, str, bool]] = []  # (track id, path, missing)
         for track_id, track in tracks.items():
             paths = locations.get(track_id, [])
             # A location outside this sync's roots is checked on disk.
             present = [p for p in paths if p in files or Path(p).is_file()]
             gone = [p for p in paths if p not in present]
             if track.storage == "managed":
-                store.sources.forget(gone)
-                continue
-            if present:
-                store.sources.forget(gone)
+                forget += gone
+            elif present:
+                forget += gone
                 if track.path not in present or track.missing:
-                    store.tracks.set_location(track_id, path=present[0], missing=False)
+                    relocate.append((track_id, present[0], False))
             elif track_id in replaced or prune:
                 # Its only path now holds other content (or the user asked to prune): it is gone for good.
                 store.tracks.delete(track_id)
@@ -179,8 +218,11 @@ class Syncer:
                     report.pruned.append({"path": track.path, "id": track_id})
             elif gone:
                 keep = track.path if track.path in gone else gone[0]
-                store.sources.forget([p for p in gone if p != keep])
-                store.tracks.set_location(track_id, path=keep, missing=True)
+                forget += [p for p in gone if p != keep]
+                if not track.missing:
+                    relocate.append((track_id, keep, True))
+        store.sources.forget(forget)
+        store.tracks.set_locations(relocate)
 
 
 def _safe(progress: SyncCallback | None) -> SyncCallback:

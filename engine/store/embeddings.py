@@ -100,12 +100,12 @@ class Embeddings:
         )[0][0]
 
     def table(self, model_id: str, pipeline_version: int, track_ids: list[str] | None = None):
-        """Current embeddings of present tracks with the columns search filters on, as a pyarrow table."""
+        """Current track embeddings with the columns search filters on, as a pyarrow table
+        (missing tracks included: the index leaves them out, cheaper than an anti-join here)."""
         sql = (
             "SELECT e.track_id, e.embedding, e.window_count, t.duration, f.tempo, t.format FROM track_embeddings e"
             " JOIN tracks t ON t.id = e.track_id LEFT JOIN features f ON f.track_id = e.track_id"
             " WHERE e.model_id = ? AND e.pipeline_version = ?"
-            " AND NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = e.track_id)"
         )
         params: list = [model_id, pipeline_version]
         if track_ids is not None:

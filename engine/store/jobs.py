@@ -29,6 +29,8 @@ class Jobs:
 
     def create(self, batch_id: str, sources: list[str]) -> list[str]:
         ids = [uuid.uuid4().hex for _ in sources]
+        if not ids:  # an empty folder: nothing to queue (DuckDB refuses an empty executemany)
+            return ids
         with self._db.transaction("queue jobs") as conn:
             conn.executemany(
                 "INSERT INTO jobs (id, batch_id, source, status, stage) VALUES (?, ?, ?, ?, ?)",

@@ -27,8 +27,15 @@ class Sources:
         self._db = db
 
     def add(self, track_id: str, source: Source) -> None:
-        with self._db.transaction("record a source path") as conn:
-            upsert_source(conn, track_id, source)
+        self.add_many([(track_id, source)])
+
+    def add_many(self, pairs: list[tuple[str, Source]]) -> None:
+        """Record (track id, path) pairs in one transaction."""
+        if not pairs:
+            return
+        with self._db.transaction("record source paths") as conn:
+            for track_id, source in pairs:
+                upsert_source(conn, track_id, source)
 
     def track_for(self, source: Source) -> str | None:
         """The track a path was indexed as, if the file is unchanged since (same size and mtime)."""
