@@ -26,7 +26,7 @@ class FolderKeeper:
         self._syncer = Syncer(store, ingestor, settings)
         self._watcher: FolderWatcher | None = None
         self._on_sync = None  # called with each watcher-driven sync's report
-        self._state: dict = {"running": False, "progress": None, "report": None, "error": None}
+        self._state: dict = {"running": False, "progress": None, "report": None, "error": None, "runs": 0}
         self._queue: list[list[str]] = []  # background sync requests not started yet
         self._current: list[str] = []  # the roots of the background sync under way
         self._state_lock = threading.Lock()
@@ -91,7 +91,7 @@ class FolderKeeper:
                 self._queue.append(roots)
             if self._state["running"]:
                 return False
-            self._state = {"running": True, "progress": SyncProgress("scan"), "report": None, "error": None}
+            self._state.update(running=True, progress=SyncProgress("scan"), report=None, error=None)
         threading.Thread(target=self._run_queue, name="library-sync", daemon=True).start()
         return True
 
@@ -119,7 +119,7 @@ class FolderKeeper:
                 error = EngineError(f"the sync stopped unexpectedly ({type(exc).__name__}: {exc}).",
                                     title="Sync failed", hint="Run it again; the library keeps what was done.")
             with self._state_lock:
-                self._state.update(report=report, error=error)
+                self._state.update(report=report, error=error, runs=self._state["runs"] + 1)
 
     def state(self) -> dict:
         with self._state_lock:

@@ -132,7 +132,8 @@ class Library:
         return self._folders.start_sync(paths)
 
     def sync_state(self) -> dict:
-        """The background sync: ``running``, the latest ``progress``, and its ``report`` or ``error`` once done."""
+        """The background sync: ``running``, the latest ``progress``, its ``report`` or ``error`` once
+        done, and ``runs``, how many have finished (a page redraws when it grows)."""
         return self._folders.state()
 
     def prune_missing(self) -> list[dict]:

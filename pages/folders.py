@@ -24,10 +24,16 @@ if added:
         ui.show_error(error)
 
 
+st.session_state.setdefault("sync_runs_drawn", library.sync_state()["runs"])
+
+
 @st.fragment(run_every=1.0)
 def sync_status() -> None:
     """The background sync's live progress, then what it found."""
     state = library.sync_state()
+    if not state["running"] and state["runs"] > st.session_state.sync_runs_drawn:
+        st.session_state.sync_runs_drawn = state["runs"]
+        st.rerun()  # the whole page: the folder table shows what the sync found
     progress = state["progress"]
     if state["running"] and progress is not None:
         if progress.phase == "scan":
