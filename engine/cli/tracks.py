@@ -142,11 +142,8 @@ def cmd_show(args) -> int:
 def cmd_delete(args) -> int:
     with open_library(args) as library:
         track = library.delete(args.id)
-    if args.json:
-        print_json({"deleted": public(track)})
-    else:
-        kept = "" if track.storage == "managed" else f" (your file {track.path} was not touched)"
-        print(f"Deleted {track.filename}{kept}.")
+    kept = "" if track.storage == "managed" else f" (your file {track.path} was not touched)"
+    emit(args, {"deleted": public(track)}, f"Deleted {track.filename}{kept}.")
     return EXIT_OK
 
 

@@ -145,6 +145,11 @@ def id_list(ids: list[str]) -> tuple[str, list]:
     return "(SELECT unnest(?::VARCHAR[]))", [list(ids)]
 
 
+def at_or_under(column: str, root: str) -> tuple[str, list]:
+    """SQL keeping rows whose path ``column`` is ``root`` or inside it (engine.scan.within, in SQL)."""
+    return f"({column} = ? OR starts_with({column}, ?))", [root, root.rstrip("/") + "/"]
+
+
 def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
     try:
         # No progress bar: DuckDB draws it on stdout during long statements (an upgrade of a

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.store.database import Database, id_list
 from engine.store.journal import Journal
-from engine.store.types import Embedded, EmbeddingFailure, EmbeddingWrite, WindowSet
+from engine.store.types import IS_MISSING, Embedded, EmbeddingFailure, EmbeddingWrite, WindowSet
 
 # Up to this many tracks, windows are looked up by key; more, one scan of the model's rows.
 WINDOW_KEY_LOOKUP_LIMIT = 1000
@@ -82,7 +82,7 @@ class Embeddings:
         when model_id is None), oldest first. A missing track's file cannot be read."""
         rows = self._db.rows(
             "list tracks awaiting embeddings",
-            "SELECT t.id FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
+            f"SELECT t.id FROM tracks t WHERE NOT {IS_MISSING}"
             " AND NOT EXISTS (SELECT 1"
             " FROM track_embeddings e WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)"
             " ORDER BY t.created_at, t.id",
@@ -93,7 +93,7 @@ class Embeddings:
     def count_pending(self, model_id: str | None, pipeline_version: int) -> int:
         return self._db.rows(
             "count tracks awaiting embeddings",
-            "SELECT count(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
+            f"SELECT count(*) FROM tracks t WHERE NOT {IS_MISSING}"
             " AND NOT EXISTS (SELECT 1"
             " FROM track_embeddings e WHERE e.track_id = t.id AND e.model_id = ? AND e.pipeline_version = ?)",
             [model_id, pipeline_version],

@@ -7,7 +7,7 @@ and modification time, so an unchanged file is never read again.
 
 from __future__ import annotations
 
-from engine.store.database import Database, id_list
+from engine.store.database import Database, at_or_under, id_list
 from engine.store.types import Known, Source
 
 
@@ -60,15 +60,13 @@ class Sources:
         """Every known path at or under one of ``roots`` (absolute): sources, then failures."""
         known: dict[str, Known] = {}
         for root in roots:
-            prefix = root.rstrip("/") + "/"
+            where, params = at_or_under("path", root)
             for path, track_id, size, mtime in self._db.rows(
-                "read known paths", "SELECT path, track_id, file_size, file_mtime FROM sources"
-                " WHERE path = ? OR starts_with(path, ?)", [root, prefix],
+                "read known paths", f"SELECT path, track_id, file_size, file_mtime FROM sources WHERE {where}", params,
             ):
                 known[path] = Known(track_id, size, mtime)
             for path, size, mtime, error in self._db.rows(
-                "read failed paths", "SELECT path, file_size, file_mtime, error FROM failures"
-                " WHERE path = ? OR starts_with(path, ?)", [root, prefix],
+                "read failed paths", f"SELECT path, file_size, file_mtime, error FROM failures WHERE {where}", params,
             ):
                 known.setdefault(path, Known(None, size, mtime, error))
         return known

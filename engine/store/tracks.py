@@ -12,13 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import NotFoundError
-from engine.store.database import Database, id_list
+from engine.store.database import Database, at_or_under, id_list
 from engine.store.embeddings import embedded, write_embedding, write_failure
 from engine.store.files import ManagedFiles
 from engine.store.jobs import finish_job
 from engine.store.journal import Journal
 from engine.store.sources import Sources, upsert_source
-from engine.store.types import TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Track
+from engine.store.types import IS_MISSING, TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Track
 
 log = logging.getLogger(__name__)
 
@@ -241,15 +241,16 @@ class Tracks:
             return [i for (i,) in self._db.rows("list missing tracks", "SELECT track_id FROM missing_tracks")]
         ids: list[str] = []
         for root in roots:
+            where, params = at_or_under("s.path", root)
             ids += [i for (i,) in self._db.rows(
                 "list missing tracks",
                 "SELECT DISTINCT m.track_id FROM missing_tracks m JOIN sources s ON s.track_id = m.track_id"
-                " WHERE s.path = ? OR starts_with(s.path, ?)", [root, root.rstrip("/") + "/"])]
+                f" WHERE {where}", params)]
         return sorted(set(ids))
 
 
 def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[str, list]:
-    clauses, params = ["EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id) = ?"], [missing]
+    clauses, params = [f"{IS_MISSING} = ?"], [missing]
     if name:
         clauses.append("contains(lower(t.filename), lower(?))")
         params.append(name)

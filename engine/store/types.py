@@ -76,11 +76,13 @@ class Track:
         return {**asdict(self), "locations": list(self.locations)}
 
 
+# Whether track ``t`` is missing (every file gone), as SQL.
+IS_MISSING = "EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
 _FEATURE_COLUMNS = {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
 # Column list matching Track's fields up to ``missing``, in order (t: tracks, f: features);
 # ``locations`` comes from the sources table.
 TRACK_COLUMNS = ", ".join(
-    "EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)" if field.name == "missing"
+    IS_MISSING if field.name == "missing"
     else ("f." if field.name in _FEATURE_COLUMNS else "t.") + field.name
     for field in fields(Track) if field.name != "locations"
 )
