@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine import audio
+from engine.classify import categoriser_for
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.features import warm_up
@@ -71,7 +72,7 @@ class Ingestor:
         for result, job_id in zip(rejected, job_ids[len(files):]):
             result.job_id = job_id
             self.store.jobs.finish(job_id, JobStatus.FAILED, result.error)
-            _report(progress, Progress(job_id, result.source, "done", 1.0, result))
+            report_progress(progress, Progress(job_id, result.source, "done", 1.0, result))
         return self.ingest_files(files, job_ids, copy=copy, progress=progress) + rejected
 
     def ingest_files(self, files: list[Path], job_ids: list[str] | None = None, *, copy: bool = False,
@@ -122,6 +123,9 @@ class Ingestor:
         # half-imported torch if both imports run at once on two threads.
         embedder, why_not = self._embedder()
         warm_up()
+        categoriser = categoriser_for(self.store, embedder) if embedder else None
+        if categoriser is not None:
+            self.store.descriptions.set_category_model(embedder.model_id)
         batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
         # At most max_concurrent_jobs files read and decode at once (memory); up to a batch of
         # further files may wait for the model with their windows, so its batches stay full.
@@ -134,6 +138,7 @@ class Ingestor:
                 pool.submit(self._process, Work(
                     item, self.store, self.settings, model_id=embedder.model_id if embedder else None,
                     embed_audio=batcher.embed_audio if batcher else None, pending=why_not,
+                    categoriser=categoriser,
                 ), progress, slots)
                 for item in items
             ]
@@ -180,7 +185,7 @@ class Ingestor:
                 self.store.jobs.finish(item.job_id, result.status, message, result.track_id)
             except EngineError:
                 log.exception("could not record the end of job %s", item.job_id)
-        _report(progress, Progress(item.job_id, item.source, "done", 1.0, result))
+        report_progress(progress, Progress(item.job_id, item.source, "done", 1.0, result))
         return result
 
     def _run_stages(self, work: Work, progress: ProgressCallback | None, slots: threading.Semaphore) -> FileResult:
@@ -203,7 +208,8 @@ class Ingestor:
                     self.store.jobs.update(work.item.job_id, status=JobStatus.RUNNING, stage=stage.name,
                                            progress=stage.progress)
                     last_write = time.monotonic()
-                _report(progress, Progress(work.item.job_id, work.item.source, stage.name, stage.progress))
+                report_progress(progress,
+                                Progress(work.item.job_id, work.item.source, stage.name, stage.progress))
                 result = stage.run(work)
                 if result is not None:
                     return result
@@ -227,17 +233,10 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     def one(track: Track) -> FileResult:
         name = track.filename
         try:
-            path = store.files.absolute_path(track)
-            if not path.is_file():
-                raise EngineError(f"{name}: the file {path} is gone.", title="Missing file",
-                                  hint="Put it back, or delete the track and import it again.")
-            stat = path.stat()
-            if track.storage == "referenced" and (stat.st_size, stat.st_mtime) != (track.file_size, track.file_mtime):
-                raise EngineError(f"{name}: {path} changed since it was imported.", title="File changed",
-                                  hint="Import it again to index the new content.")
-            _report(progress, Progress(track.id, name, "decode", 0.2))
+            path = readable_file(store, track)
+            report_progress(progress, Progress(track.id, name, "decode", 0.2))
             decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=name)
-            _report(progress, Progress(track.id, name, "embed", 0.5))
+            report_progress(progress, Progress(track.id, name, "embed", 0.5))
             vectors = embed_decoded(decoded, batcher.embed_audio)
             store.embeddings.save(track.id, vectors.for_model(embedder.model_id))
             result = FileResult(name, JobStatus.ADDED, track.id)
@@ -245,7 +244,7 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
             message = str(exc) if isinstance(exc, EngineError) else f"{name}: {type(exc).__name__}: {exc}"
             store.embeddings.note_failure(track.id, EmbeddingFailure(embedder.model_id, message))
             result = FileResult(name, JobStatus.FAILED, track.id, error=message)
-        _report(progress, Progress(track.id, name, "done", 1.0, result))
+        report_progress(progress, Progress(track.id, name, "done", 1.0, result))
         return result
 
     if not pending:
@@ -253,6 +252,20 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     with WindowBatcher(embedder, batch_windows=settings.clap_batch_windows) as batcher:
         with ThreadPoolExecutor(max_workers=min(settings.max_concurrent_jobs, len(pending))) as pool:
             return list(pool.map(one, pending))
+
+
+def readable_file(store: Store, track: Track) -> Path:
+    """The file a stored track's audio can be read from again, or an EngineError saying why not:
+    a referenced file that is gone or changed since import is reported, not guessed at."""
+    name, path = track.filename, store.files.absolute_path(track)
+    if not path.is_file():
+        raise EngineError(f"{name}: the file {path} is gone.", title="Missing file",
+                          hint="Put it back, or delete the track and import it again.")
+    stat = path.stat()
+    if track.storage == "referenced" and (stat.st_size, stat.st_mtime) != (track.file_size, track.file_mtime):
+        raise EngineError(f"{name}: {path} changed since it was imported.", title="File changed",
+                          hint="Import it again to index the new content.")
+    return path
 
 
 def collect_files(paths, allowed_extensions, *, exclude: tuple[Path, ...] = ()) -> tuple[list[Path], list[FileResult]]:
@@ -284,7 +297,7 @@ def collect_files(paths, allowed_extensions, *, exclude: tuple[Path, ...] = ()) 
     return files, rejected
 
 
-def _report(progress: ProgressCallback | None, event: Progress) -> None:
+def report_progress(progress: ProgressCallback | None, event: Progress) -> None:
     if progress is None:
         return
     try:

@@ -15,22 +15,28 @@ from pathlib import Path
 import numpy as np
 
 from engine import analytics, audio
+from engine import categories as vocabulary
 from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
+from engine.classify import categorise_library
 from engine.config import Settings, load_settings
 from engine.errors import EngineError, InputError, ModelUnavailableError
 from engine.folders import FolderKeeper
 from engine.ingest import Ingestor, ProgressCallback, reembed
+from engine.reanalyse import ReanalyseState, outdated, reanalyse
 from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, make_hits, rank_segments
 from engine.spool import safe_filename, spool
 from engine.stages import FileResult
 from engine.store import SORTABLE, Filters, Folder, Job, JobStatus, Store, Track
+from engine.store.types import KINDS
 from engine.sync import SyncCallback, SyncProgress, SyncReport
 from engine.vectors import PIPELINE_VERSION, embed_decoded
 from engine.worker import IngestWorker
 
-__all__ = ["SORTABLE", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus", "Library", "SyncProgress",
-           "SyncReport", "Track"]
+__all__ = ["CATEGORIES", "KINDS", "SORTABLE", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus",
+           "Library", "SyncProgress", "SyncReport", "Track"]
+
+CATEGORIES = vocabulary.NAMES  # the category vocabulary, in its order
 
 
 class Library:
@@ -51,9 +57,16 @@ class Library:
         self._worker_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
+        self._analysis = ReanalyseState()
+        self._analysis_lock = threading.Lock()
+        self._analysis_stop = threading.Event()
+        self._analysis_thread: threading.Thread | None = None
 
     def close(self) -> None:
         self._folders.stop_watching()
+        self._analysis_stop.set()
+        if self._analysis_thread is not None:
+            self._analysis_thread.join()
         self._store.close()
 
     def __enter__(self) -> Library:
@@ -100,7 +113,58 @@ class Library:
         """Embed every track that has no embedding from the current model. Loads the model first,
         so a missing one is a single clear error (``retry`` tries a failed load again)."""
         embedder = self.load_model(retry=retry)
-        return reembed(self._store, self.settings, embedder, progress=progress)
+        results = reembed(self._store, self.settings, embedder, progress=progress)
+        categorise_library(self._store, embedder)  # the new model's categories, from its embeddings
+        return results
+
+    # -- describing -------------------------------------------------------------
+
+    def reanalyse(self, *, progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Measure and describe again every track the current analysis has not seen (kind, tempo,
+        key), from its file, without re-embedding; then score categories from stored embeddings
+        when the model loads. Results per track: ``added`` (updated) or ``failed`` (why)."""
+        results = reanalyse(self._store, self.settings, progress=progress)
+        self.categorise()
+        return results
+
+    def categorise(self) -> int:
+        """Score categories for every track embedded by the current model but not yet scored by it
+        (cheap: stored embeddings, one matrix product per batch). 0 when the model cannot load."""
+        try:
+            embedder = self._embedder()
+        except ModelUnavailableError:
+            return 0
+        return categorise_library(self._store, embedder)
+
+    def outdated(self) -> int:
+        """How many tracks the current analysis has not seen (``reanalyse`` brings them up to date)."""
+        return outdated(self._store)
+
+    def start_reanalyse(self) -> bool:
+        """Reanalyse in the background (the dashboard); False when it is running already.
+        Follow it with :meth:`reanalyse_state`."""
+        with self._analysis_lock:
+            if self._analysis_thread is not None and self._analysis_thread.is_alive():
+                return False
+            self._analysis = state = ReanalyseState(running=True)
+            self._analysis_thread = threading.Thread(target=self._reanalyse_in_background, args=(state,),
+                                                     name="reanalyse", daemon=True)
+            self._analysis_thread.start()
+            return True
+
+    def reanalyse_state(self) -> dict:
+        """The background reanalysis: ``running``, ``done`` of ``total``, ``failed`` results, ``error``."""
+        return self._analysis.to_dict()
+
+    def _reanalyse_in_background(self, state: ReanalyseState) -> None:
+        try:
+            reanalyse(self._store, self.settings, stop=self._analysis_stop, state=state)
+            if not self._analysis_stop.is_set():
+                self.categorise()
+        except Exception as exc:  # shown on the page; the library stays usable
+            state.error = str(exc)
+        finally:
+            state.running = False
 
     # -- folders ----------------------------------------------------------------
 
@@ -216,8 +280,11 @@ class Library:
     # -- searching ------------------------------------------------------------
 
     def prepare_search(self) -> None:
-        """Load the model and the vector index now, so the first search pays for neither."""
-        self._index_for(self._embedder()).sync()
+        """Load the model and the vector index now, so the first search pays for neither; score the
+        categories of tracks the model has not scored yet."""
+        embedder = self._embedder()
+        self._index_for(embedder).sync()
+        categorise_library(self._store, embedder)
 
     def search_text(self, text: str, **options) -> list[Hit]:
         """Tracks that sound like a prompt ("punchy 808 kick"). Options as for :meth:`similar_by_vector`."""
@@ -253,13 +320,17 @@ class Library:
             raise InputError("the result limit must be at least 1.", title="Invalid search")
         embedder = self._embedder()
         index = self._index_for(embedder)
+        # Filters on what a sample is are answered in SQL; the index applies the rest.
+        only = self._store.tracks.matching_ids(filters) if filters.described else None
         if segments:
-            ranked = rank_segments(self._store.embeddings, embedder.model_id, query, index.allowed_ids(filters),
+            allowed = index.allowed_ids(filters)
+            ranked = rank_segments(self._store.embeddings, embedder.model_id, query,
+                                   allowed if only is None else allowed & only,
                                    limit=limit, min_score=min_score, exclude=exclude)
             spans = {track_id: (start, end) for track_id, _, start, end in ranked}
             scored = [(track_id, score) for track_id, score, _, _ in ranked]
         else:
-            scored = index.top(query, filters=filters, limit=limit, min_score=min_score, exclude=exclude)
+            scored = index.top(query, filters=filters, limit=limit, min_score=min_score, exclude=exclude, only=only)
             # A single-window track's best segment is that window: no need to read it back.
             best = best_windows(self._store.embeddings, embedder.model_id, query,
                                 index.multi_window([i for i, _ in scored]))

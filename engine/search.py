@@ -49,6 +49,11 @@ class Hit:
     segment_end: float | None
     storage: str
     path: str  # absolute path of the playable file
+    kind: str | None = None  # "one-shot", "loop" or "long"
+    key: str | None = None  # "F minor"
+    camelot: str | None = None  # "4A"
+    category: str | None = None  # the best category
+    category_score: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -167,6 +172,8 @@ class VectorIndex:
         unknown: list[str] = []  # to read back from the store
         for change in changes:
             embedded = change.embedded
+            if change.kind == "categories":  # filtered in SQL (engine.store.tracks), nothing held here
+                continue
             if change.kind in ("delete", "missing") or (change.kind == "add" and embedded is None):
                 self._vectors.remove(change.track_id)  # a new track has no embedding yet
                 fresh.pop(change.track_id, None)
@@ -215,14 +222,19 @@ class VectorIndex:
             return {vectors.ids[row] for row in np.flatnonzero(vectors.mask(filters))}
 
     def top(self, query: np.ndarray, *, filters: Filters, limit: int, min_score: float | None,
-            exclude: str | None = None) -> list[tuple[str, float]]:
-        """Exact top-``limit`` (track id, cosine) for a unit query vector, best first."""
+            exclude: str | None = None, only: set[str] | None = None) -> list[tuple[str, float]]:
+        """Exact top-``limit`` (track id, cosine) for a unit query vector, best first;
+        with ``only``, among those ids."""
         with self._lock:
             vectors = self._sync()
             n = len(vectors)
             if n == 0 or limit <= 0:
                 return []
             keep = vectors.mask(filters)
+            if only is not None:
+                allowed = np.zeros(n, dtype=bool)
+                allowed[[vectors.row_of[i] for i in only if i in vectors.row_of]] = True
+                keep &= allowed
             if exclude is not None and exclude in vectors.row_of:
                 keep[vectors.row_of[exclude]] = False
             query = np.ascontiguousarray(query, dtype=np.float32)
@@ -313,7 +325,8 @@ def make_hits(store: Store, scored: list[tuple[str, float]], spans: dict[str, tu
             id=track_id, filename=track.filename, score=score, rank=len(hits) + 1, duration=track.duration,
             tempo=track.tempo, spectral_centroid=track.spectral_centroid, format=track.format,
             segment_start=start, segment_end=end, storage=track.storage,
-            path=str(store.files.absolute_path(track)),
+            path=str(store.files.absolute_path(track)), kind=track.kind, key=track.key, camelot=track.camelot,
+            category=track.category, category_score=track.categories[0][1] if track.categories else None,
         ))
     return hits
 

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from engine import audio
+from engine.analysis import analyse
 from engine.config import Settings
-from engine.features import FEATURE_VERSION, compute_features
+from engine.features import FEATURE_VERSION
 from engine.spool import spool
 from engine.store import (
+    CategoryScores,
+    Description,
     EmbeddingFailure,
     EmbeddingWrite,
     JobStatus,
@@ -70,12 +73,15 @@ class Work:
     model_id: str | None  # the loaded model's id, or None when embeddings will be pending
     embed_audio: Callable | None  # the shared batcher's embed_audio, or None
     pending: str | None  # why the embedding will be pending, if it will
+    categoriser: object | None = None  # engine.classify.Categoriser of the model, or None
     size: int = 0
     source: Source | None = None  # set for a user's file (not an upload)
     track_id: str | None = None
     decoded: audio.DecodedAudio | None = None
     measurements: Measurements | None = None
+    description: Description | None = None
     embedding: EmbeddingWrite | None = None
+    categories: CategoryScores | None = None
     staged: list[Path] = field(default_factory=list)  # temporary copies to remove afterwards
 
     def done(self, status: JobStatus, note: str | None = None) -> FileResult:
@@ -112,10 +118,18 @@ def decode(work: Work) -> None:
 
 
 def measure(work: Work) -> None:
-    features = compute_features(samples=work.decoded.at_rate(audio.FEATURE_RATE), sample_rate=audio.FEATURE_RATE)
-    work.measurements = Measurements(tempo=features.tempo_bpm, spectral_centroid=features.spectral_centroid_hz,
-                                     zero_crossing_rate=features.zero_crossing_rate,
-                                     rms_energy=features.rms_energy, feature_version=FEATURE_VERSION)
+    """Features and what the sample is, from one pass; the path's names are hints."""
+    work.measurements, work.description = measure_decoded(work.decoded, name=work.item.source)
+
+
+def measure_decoded(decoded: audio.DecodedAudio, *, name: str | None) -> tuple[Measurements, Description]:
+    """The stored measurements and description of a decoded file (also ``reanalyse``'s)."""
+    analysis = analyse(samples=decoded.at_rate(audio.FEATURE_RATE), sample_rate=audio.FEATURE_RATE, name=name)
+    features = analysis.features
+    measurements = Measurements(tempo=features.tempo_bpm, spectral_centroid=features.spectral_centroid_hz,
+                                zero_crossing_rate=features.zero_crossing_rate, rms_energy=features.rms_energy,
+                                feature_version=FEATURE_VERSION)
+    return measurements, analysis.description
 
 
 def embed(work: Work) -> None:
@@ -124,6 +138,13 @@ def embed(work: Work) -> None:
     except Exception as exc:  # the track is still worth keeping; reembed can finish it
         log.exception("embedding failed for %s", work.item.source)
         work.pending = f"Embedding failed ({type(exc).__name__}: {exc}); run 'python -m engine reembed'."
+        return
+    if work.categoriser is not None:  # one small matrix product; categories never fail an import
+        try:
+            work.categories = work.categoriser.scores(work.embedding.track[None, :],
+                                                      [work.description.name_category])[0]
+        except Exception:
+            log.exception("categories failed for %s", work.item.source)
 
 
 def save(work: Work) -> FileResult:
@@ -150,7 +171,8 @@ def save(work: Work) -> FileResult:
     # No vectors to write: record why, in the same transaction as the track.
     embedding = EmbeddingFailure(work.model_id, work.pending) if work.pending else work.embedding
     added = work.store.tracks.add(NewTrack(record, work.measurements, source=work.source,
-                                           managed_file=managed_file, embedding=embedding, job_id=item.job_id))
+                                           managed_file=managed_file, embedding=embedding, job_id=item.job_id,
+                                           description=work.description, categories=work.categories))
     if not added:
         return work.done(JobStatus.DUPLICATE)
     return work.done(JobStatus.ADDED, note=f"Embedding pending: {work.pending}" if work.pending else None)

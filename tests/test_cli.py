@@ -55,8 +55,30 @@ def test_stats_list_show_delete_json(capsys, data_dir, audio_dir):
     assert code == 1 and error["error"]["title"] == "Not found"
 
 
+def test_list_and_show_say_what_a_sample_is_and_filter_on_it(capsys, data_dir, audio_dir):
+    main(["ingest", str(audio_dir / "sine440.wav"), str(audio_dir / "click120.wav"), "--json"])
+    capsys.readouterr()
+    code, track = run_json(capsys, "show", run_json(capsys, "list")[1][0]["id"])
+    assert code == 0
+    assert {"kind", "key", "key_confidence", "camelot", "tempo_source", "categories"} <= set(track)
+    code, loops = run_json(capsys, "list", "--kind", "loop")
+    assert code == 0 and [t["filename"] for t in loops] == ["click120.wav"]
+    assert loops[0]["tempo"] == pytest.approx(120, rel=0.02) and loops[0]["tempo_source"] == "audio"
+    code, shots = run_json(capsys, "list", "--kind", "one-shot")
+    assert [t["filename"] for t in shots] == ["sine440.wav"] and shots[0]["tempo"] is None
+    # No model here: no categories, and a category filter finds nothing rather than failing.
+    code, listing = run_json(capsys, "list", "--category", "kick")
+    assert code == 0 and listing == [] and shots[0]["categories"] == []
+    code, error = run_json(capsys, "list", "--key", "H minor")
+    assert code == 1 and error["error"]["title"] == "Invalid filter" and "F minor" in error["error"]["message"]
+    code, error = run_json(capsys, "search", "kick", "--compatible-with", "F")
+    assert code == 1 and "with its mode" in error["error"]["message"]
+    code, report = run_json(capsys, "reanalyse")
+    assert code == 0 and report == {"analysed": [], "failed": []}
+
+
 def test_every_command_has_help(capsys):
-    for command in ("ingest", "stats", "list", "show", "delete"):
+    for command in ("ingest", "stats", "list", "show", "delete", "reanalyse"):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0

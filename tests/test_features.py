@@ -62,21 +62,27 @@ def test_blockwise_framing_matches_one_big_stft(monkeypatch):
     """Working in blocks of frames is an optimisation, not an approximation."""
     import librosa
 
-    from engine import features
+    from engine import frames
 
     samples = click_track(120, 8, RATE) + sine(300, 8, RATE, amplitude=0.2)
-    monkeypatch.setattr(features, "BLOCK_FRAMES", 37)  # many blocks, odd size
-    blocked = features.frame_descriptors(samples=samples, sample_rate=RATE)
-    magnitude = np.abs(librosa.stft(samples, n_fft=features.N_FFT, hop_length=features.HOP, pad_mode="constant"))
+    monkeypatch.setattr(frames, "BLOCK_FRAMES", 37)  # many blocks, odd size
+    pieces = []
+    blocked = frames.frame_descriptors(samples=samples, sample_rate=RATE,
+                                       on_magnitude=lambda block, first: pieces.append((first, block.copy())))
+    magnitude = np.abs(librosa.stft(samples, n_fft=frames.N_FFT, hop_length=frames.HOP, pad_mode="constant"))
+    # The hook hears every frame's magnitude once, in order, with the block's first frame index.
+    assert [first for first, _ in pieces] == list(range(0, magnitude.shape[1], 37))
+    np.testing.assert_allclose(np.concatenate([block for _, block in pieces], axis=1), magnitude,
+                               rtol=1e-4, atol=1e-4)
     whole = librosa.feature.spectral_centroid(S=magnitude, sr=RATE)[0]
     np.testing.assert_allclose(blocked["centroid"], whole, rtol=1e-4, atol=1e-3)
-    rms = librosa.feature.rms(y=samples, frame_length=features.N_FFT, hop_length=features.HOP, pad_mode="constant")[0]
+    rms = librosa.feature.rms(y=samples, frame_length=frames.N_FFT, hop_length=frames.HOP, pad_mode="constant")[0]
     # librosa averages over the whole padded frame; ours over the samples each frame really holds.
-    centres = np.arange(len(rms)) * features.HOP
-    support = np.minimum(centres + features.N_FFT // 2, len(samples)) - np.maximum(centres - features.N_FFT // 2, 0)
+    centres = np.arange(len(rms)) * frames.HOP
+    support = np.minimum(centres + frames.N_FFT // 2, len(samples)) - np.maximum(centres - frames.N_FFT // 2, 0)
     np.testing.assert_array_equal(blocked["support"], support)
-    assert (support < features.N_FFT).sum() == 4  # only the two frames at either end reach past the signal
-    np.testing.assert_allclose(blocked["rms"], rms * np.sqrt(features.N_FFT / support), rtol=1e-4, atol=1e-7)
+    assert (support < frames.N_FFT).sum() == 4  # only the two frames at either end reach past the signal
+    np.testing.assert_allclose(blocked["rms"], rms * np.sqrt(frames.N_FFT / support), rtol=1e-4, atol=1e-7)
 
 
 def test_features_agree_across_formats(audio_dir):

@@ -102,7 +102,7 @@ def test_failure_between_stages_leaves_no_row_and_no_file(library, audio_dir, mo
     def broken_features(**kwargs):
         raise RuntimeError("injected between decode and persist")
 
-    monkeypatch.setattr(stage_module, "compute_features", broken_features)
+    monkeypatch.setattr(stage_module, "analyse", broken_features)
     [result] = library.ingest([audio_dir / "sine440.wav"], copy=True)
     assert result.status == "failed" and "injected" in result.error
     assert library.stats()["tracks"] == 0
@@ -175,17 +175,17 @@ def test_one_bad_file_never_stops_the_batch(library, tmp_path, monkeypatch):
     for i in range(6):
         write_audio(tmp_path / "in" / f"tone{i}.wav", sine(200 + 50 * i, 1), 44_100)
     (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF\x00\x00")
-    real = stage_module.compute_features
+    real = stage_module.analyse
 
-    def flaky(*, samples, sample_rate):
+    def flaky(*, samples, sample_rate, name):
         if abs(len(samples) - sample_rate) < 2 and flaky.calls == 2:
             flaky.calls += 1
             raise MemoryError("simulated")
         flaky.calls += 1
-        return real(samples=samples, sample_rate=sample_rate)
+        return real(samples=samples, sample_rate=sample_rate, name=name)
 
     flaky.calls = 0
-    monkeypatch.setattr(stage_module, "compute_features", flaky)
+    monkeypatch.setattr(stage_module, "analyse", flaky)
     results = library.ingest([tmp_path / "in"])
     assert sorted(r.status for r in results).count("added") == 5
     assert sum(r.status == "failed" for r in results) == 2

@@ -3,7 +3,7 @@
 Every command takes ``--json`` (exactly one JSON document on stdout) and
 ``--debug`` (show tracebacks). Exit status: 0 success, 1 when something
 failed (a file, a lookup), 2 for usage or configuration errors. Commands
-live by what they work on: tracks.py and folders.py; common.py holds output.
+live by what they work on: tracks.py, folders.py and describe.py; common.py holds output.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.cli import folders, tracks
+from engine.cli import describe, folders, tracks
 from engine.cli.common import EXIT_FAILED, EXIT_USAGE, emit_error
 from engine.errors import ConfigError, EngineError
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     tracks.register(commands, common)
     folders.register(commands, common)
+    describe.register(commands, common)
     return parser
 
 

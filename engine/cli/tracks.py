@@ -1,4 +1,5 @@
-"""Commands on tracks: ingest, stats, list, show, delete, search, reembed, model, export, import."""
+"""Commands on tracks: ingest, stats, list, show, delete, search, reembed, model, export, import
+(the filters on what a sample is come from describe.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from engine.cli.common import (
     print_json,
     public,
 )
+from engine.cli.describe import add_filters, filters_from
 
 
 def register(commands, common) -> None:
@@ -36,6 +38,7 @@ def register(commands, common) -> None:
     listing.add_argument("--offset", type=int, default=0)
     listing.add_argument("--missing", action="store_true",
                          help="list the tracks whose files are all gone (left out otherwise)")
+    add_filters(listing)
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", parents=[common], help="everything stored about one track")
@@ -59,6 +62,7 @@ def register(commands, common) -> None:
     search.add_argument("--min-tempo", type=float, metavar="BPM")
     search.add_argument("--max-tempo", type=float, metavar="BPM")
     search.add_argument("--format", action="append", default=[], help="only this format (repeatable)")
+    add_filters(search)
     search.add_argument("--segments", action="store_true", help="rank by the best single 10 s segment")
     search.set_defaults(run=cmd_search)
 
@@ -114,8 +118,9 @@ def cmd_stats(args) -> int:
 
 
 def cmd_list(args) -> int:
+    filters = filters_from(args)
     with open_library(args) as library:
-        tracks = library.tracks(missing=args.missing, limit=args.limit, offset=args.offset)
+        tracks = library.tracks(filters, missing=args.missing, limit=args.limit, offset=args.offset)
     if args.json:
         print_json([public(t) for t in tracks])
     elif not tracks:
@@ -124,7 +129,8 @@ def cmd_list(args) -> int:
     else:
         for t in tracks:
             tempo = f"{t.tempo:.1f} BPM" if t.tempo else "no pulse"
-            print(f"{t.id[:12]}  {duration(t.duration):>8}  {tempo:>10}  {t.format:<5} {t.filename}")
+            print(f"{t.id[:12]}  {duration(t.duration):>8}  {t.kind or '?':<8} {tempo:>10}  {t.key or '':<9} "
+                  f"{t.category or '':<14} {t.format:<5} {t.filename}")
     return EXIT_OK
 
 
@@ -148,10 +154,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from engine.library import Filters
-
-    options = dict(filters=Filters(min_duration=args.min_duration, max_duration=args.max_duration,
-                                   min_tempo=args.min_tempo, max_tempo=args.max_tempo, formats=tuple(args.format)),
+    options = dict(filters=filters_from(args, min_duration=args.min_duration, max_duration=args.max_duration,
+                                        min_tempo=args.min_tempo, max_tempo=args.max_tempo, formats=tuple(args.format)),
                    limit=args.limit, min_score=args.min_score, segments=args.segments)
     with open_library(args) as library:
         if args.audio is not None:
@@ -167,7 +171,9 @@ def cmd_search(args) -> int:
     else:
         for hit in hits:
             at = f"@{hit.segment_start:6.1f}s" if hit.segment_start is not None else " " * 8
-            print(f"{hit.rank:>3}. {hit.score:6.3f} {at}  {hit.id[:12]}  {hit.filename}")
+            about = "  ".join(part for part in (hit.kind, hit.key, hit.category) if part)
+            about = f"  ({about})" if about else ""
+            print(f"{hit.rank:>3}. {hit.score:6.3f} {at}  {hit.id[:12]}  {hit.filename}{about}")
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.describe.tempo import TempoEstimate
-from engine.features import HOP, N_FFT, SILENCE_RMS
+from engine.frames import HOP, N_FFT, SILENCE_RMS
 
 LONG_S = 30.0
 SHORT_S = 0.6  # under this a sample is a hit; a half-bar loop at 200 BPM lasts 0.6 s
@@ -115,7 +115,7 @@ def classify_kind(
 def frame_rms(*, samples: np.ndarray, frame_length: int = N_FFT, hop_length: int = HOP) -> np.ndarray:
     """RMS per centred frame (frames,), 1 + n // hop_length frames, counting only real samples.
 
-    The same framing as ``engine.features.frame_descriptors``'s ``rms``,
+    The same framing as ``engine.frames.frame_descriptors``'s ``rms``,
     from running sums: O(n), no framed copy of the signal.
     """
     samples = np.asarray(samples, dtype=np.float32)

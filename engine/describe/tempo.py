@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from engine.features import HOP, MIN_BEATS, MIN_PULSE_CLARITY, N_FFT
+from engine.frames import HOP, MIN_BEATS, MIN_PULSE_CLARITY, N_FFT
 
 MIN_BPM = 60.0
 MAX_BPM = 200.0
@@ -52,6 +52,9 @@ FASTER_BIAS = 0.55
 # An autocorrelation tempo within this fraction of a bar-count candidate is
 # that candidate: the envelope's frames (23 ms) quantise the lag by up to 3 %.
 SNAP_TOLERANCE = 0.03
+# ... but only while the two differ by less than this many beats over the whole
+# loop: a 20 s click track at 140 BPM is no 12-bar loop at 144 (1.3 beats adrift).
+MAX_DRIFT_BEATS = 0.5
 # A bar-count reading is kept unless a free tempo's score beats it by more than 1 / 0.85.
 LOOP_PREFERENCE = 0.85
 
@@ -78,7 +81,7 @@ def estimate_loop_tempo(
     """Tempo of ``samples`` (mono float32, shape (n,), ``sample_rate`` Hz) lasting ``duration_s`` seconds.
 
     ``mel_power`` (n_mels, frames), the mel power spectrogram with frames
-    every ``hop_length`` samples (``engine.features.frame_descriptors``
+    every ``hop_length`` samples (``engine.frames.frame_descriptors``
     returns it as ``"mel_power"``), saves computing one; pass it. Without it,
     ``onset_envelope`` (frames,), any onset-strength curve at that hop, is
     used as given, which skips the attack count and the sub-band weighting
@@ -133,7 +136,7 @@ def estimate_loop_tempo(
     # When one of them already sits on the bar grid the grid speaks for them (and the
     # refinement, most of this function's cost, is skipped).
     octaves = [bpm for bpm in (acf_bpm, acf_bpm * 2.0, acf_bpm / 2.0) if MIN_BPM <= bpm <= MAX_BPM]
-    on_grid = any(abs(bpm / g[0] - 1.0) <= SNAP_TOLERANCE for bpm in octaves for g in grid)
+    on_grid = any(_same_tempo(bpm, g[0], duration_s) for bpm in octaves for g in grid)
     free: list[tuple[float, int | None, float]] = []
     for bpm in [] if on_grid else octaves:
         if MIN_BPM <= bpm <= MAX_BPM:
@@ -150,8 +153,8 @@ def estimate_loop_tempo(
     else:
         best_bpm, best_bars, _ = best_free
         # A free reading that matches a bar count is that bar count, exactly.
-        close = [(abs(bpm / best_bpm - 1.0), bpm, bars) for bpm, bars, _ in grid]
-        close = [c for c in close if c[0] <= SNAP_TOLERANCE]
+        close = [(abs(bpm / best_bpm - 1.0), bpm, bars) for bpm, bars, _ in grid
+                 if _same_tempo(best_bpm, bpm, duration_s)]
         if close:
             _, best_bpm, best_bars = min(close)
     if best_bars is None and duration_s * best_bpm / 60.0 < MIN_BEATS:
@@ -233,6 +236,13 @@ def _autocorrelation_tempo(envelope: np.ndarray, frames_per_s: float) -> tuple[f
         if curvature < 0:
             lag += 0.5 * (a - c) / curvature
     return clarity, frames_per_s * 60.0 / lag
+
+
+def _same_tempo(free_bpm: float, grid_bpm: float, duration_s: float) -> bool:
+    """Whether a free reading is the bar-count tempo ``grid_bpm``: within SNAP_TOLERANCE, and
+    adrift from it by under MAX_DRIFT_BEATS over ``duration_s``."""
+    difference = abs(free_bpm - grid_bpm)
+    return difference <= SNAP_TOLERANCE * grid_bpm and difference * duration_s / 60.0 <= MAX_DRIFT_BEATS
 
 
 def _biased(score: float, bpm: float) -> float:

@@ -6,6 +6,7 @@
   managed copies under ``data/audio`` (``files.py``);
 * ``store.sources``: every path a track was read from, and files that failed (``sources.py``);
 * ``store.folders``: the folders indexed in place (``folders.py``);
+* ``store.descriptions``: what each sample is, its categories per model (``descriptions.py``);
 * ``store.embeddings``: vectors per model and why one is missing (``embeddings.py``);
 * ``store.jobs``: one import job per file (``jobs.py``);
 * ``store.journal``: the in-process change log search indexes replay (``journal.py``).
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.store.database import Database
+from engine.store.descriptions import Descriptions
 from engine.store.embeddings import Embeddings
 from engine.store.files import ManagedFiles
 from engine.store.folders import Folders
@@ -31,7 +33,9 @@ from engine.store.tracks import SORTABLE, Tracks
 from engine.store.types import (
     MANAGED_PATH,
     STORAGE_KINDS,
+    CategoryScores,
     Change,
+    Description,
     Embedded,
     EmbeddingFailure,
     EmbeddingWrite,
@@ -66,6 +70,7 @@ class Store:
         self.sources = Sources(self.db)
         self.tracks = Tracks(self.db, self.journal, self.files, self.sources)
         self.embeddings = Embeddings(self.db, self.journal)
+        self.descriptions = Descriptions(self.db, self.journal)
         self.jobs = Jobs(self.db)
         self.folders = Folders(self.db)
 
@@ -79,7 +84,7 @@ class Store:
 
 
 __all__ = [
-    "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "Change", "Embedded", "EmbeddingFailure", "EmbeddingWrite",
+    "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "CategoryScores", "Change", "Description", "Embedded", "EmbeddingFailure", "EmbeddingWrite",
     "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack", "Source", "Store", "Track", "TrackRecord",
     "WindowSet",
 ]

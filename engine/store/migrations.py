@@ -253,3 +253,47 @@ LIBRARY_FOLDERS_SQL = """
 """
 
 MIGRATIONS.append(("0005_library_folders", LIBRARY_FOLDERS_SQL))
+
+
+DESCRIPTIONS_SQL = """
+    -- What a sample is (engine.analysis): one row per track, written with the track
+    -- or by 'reanalyse'. New tables, not new columns (see 0005).
+    CREATE TABLE descriptions (
+        track_id VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,           -- 'one-shot', 'loop' or 'long'
+        kind_confidence DOUBLE NOT NULL,
+        tempo_source VARCHAR,            -- 'audio' or 'name'; NULL when features.tempo is NULL
+        bars INTEGER,                    -- whole 4/4 bars at the tempo, when it is cut to bars
+        key_tonic VARCHAR,               -- 'C' ... 'B' in sharps; NULL for unpitched material
+        key_mode VARCHAR,                -- 'major', 'minor', or NULL when only the note is known
+        key_confidence DOUBLE,           -- from the audio; NULL when only the name gave the key
+        key_source VARCHAR,              -- 'audio' or 'name'
+        name_category VARCHAR,           -- a category word in the path, a hint for the categories
+        version INTEGER NOT NULL
+    );
+    -- Zero-shot categories per model (engine.categories): every category's score, in
+    -- the vocabulary's order, and the categories the track belongs to, best first.
+    CREATE TABLE track_categories (
+        track_id VARCHAR NOT NULL,
+        model_id VARCHAR NOT NULL,
+        version INTEGER NOT NULL,        -- of the vocabulary and its prompts
+        scores BLOB NOT NULL,            -- float32 little-endian, one per category, summing to 1
+        members VARCHAR[] NOT NULL,
+        PRIMARY KEY (track_id, model_id)
+    );
+    -- Each model's text embedding of the category prompts, so a library computes it once.
+    CREATE TABLE category_vectors (
+        model_id VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        dim INTEGER NOT NULL,
+        vectors BLOB NOT NULL,           -- float32 little-endian, (categories, dim), unit rows
+        PRIMARY KEY (model_id, version)
+    );
+    -- Small facts about the library, e.g. which model's categories reads show.
+    CREATE TABLE library_state (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    );
+"""
+
+MIGRATIONS.append(("0006_descriptions_and_categories", DESCRIPTIONS_SQL))

@@ -13,26 +13,40 @@ from pathlib import Path
 
 from engine.errors import NotFoundError
 from engine.store.database import Database, at_or_under, id_list
+from engine.store.descriptions import write_categories, write_description
 from engine.store.embeddings import embedded, write_embedding, write_failure
 from engine.store.files import ManagedFiles
 from engine.store.jobs import finish_job
 from engine.store.journal import Journal
 from engine.store.sources import Sources, upsert_source
-from engine.store.types import IS_MISSING, TRACK_COLUMNS, EmbeddingWrite, Filters, JobStatus, NewTrack, Track
+from engine.store.types import (
+    IS_MISSING,
+    TRACK_COLUMNS,
+    TRACK_FROM,
+    EmbeddingWrite,
+    Filters,
+    JobStatus,
+    NewTrack,
+    Track,
+    track_from_row,
+)
 
 log = logging.getLogger(__name__)
 
-_FROM = "FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+_FROM = TRACK_FROM
 
 # Sort keys a caller may choose, mapped to fixed SQL: never the caller's text.
 SORTABLE = {
     "created_at": "t.created_at", "filename": "lower(t.filename)", "duration": "t.duration",
     "tempo": "f.tempo", "spectral_centroid": "f.spectral_centroid", "rms_energy": "f.rms_energy",
     "zero_crossing_rate": "f.zero_crossing_rate", "file_size": "t.file_size", "format": "t.format",
+    "kind": "d.kind", "key": "concat_ws(' ', d.key_tonic, d.key_mode)", "category": "c.members[1]",
 }
 
 # Every table holding rows of a track, children first.
 _TRACK_TABLES = [
+    ("track_categories", "track_id"),
+    ("descriptions", "track_id"),
     ("missing_tracks", "track_id"),
     ("window_sets", "track_id"),
     ("track_embeddings", "track_id"),
@@ -85,8 +99,12 @@ class Tracks:
                     [record.id, m.tempo, m.spectral_centroid, m.zero_crossing_rate, m.rms_energy,
                      m.feature_version],
                 )
+                if new.description is not None:
+                    write_description(conn, record.id, new.description)
                 if new.source:
                     upsert_source(conn, record.id, new.source)
+                if new.categories is not None:
+                    write_categories(conn, record.id, new.categories)
                 if isinstance(new.embedding, EmbeddingWrite):
                     write_embedding(conn, record.id, new.embedding)
                 elif new.embedding is not None:
@@ -141,7 +159,7 @@ class Tracks:
             return {}
         in_list, values = id_list(track_ids)
         rows = self._db.rows("read tracks", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id IN {in_list}", values)
-        tracks = self._located(rows) if located else [Track(*row) for row in rows]
+        tracks = self._located(rows) if located else [track_from_row(row) for row in rows]
         return {track.id: track for track in tracks}
 
     def _located(self, rows: list[tuple]) -> list[Track]:
@@ -149,7 +167,7 @@ class Tracks:
         paths = self._sources.of([row[0] for row in rows])
         tracks = []
         for row in rows:
-            track = Track(*row)
+            track = track_from_row(row)
             managed = [str(self._files.absolute_path(track))] if track.storage == "managed" else []
             tracks.append(replace(track, locations=tuple(managed + paths.get(track.id, []))))
         return tracks
@@ -188,6 +206,12 @@ class Tracks:
     def count(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False) -> int:
         where, params = _where(filters, name, missing)
         return self._db.rows("count tracks", f"SELECT count(*) {_FROM} WHERE {where}", params)[0][0]
+
+    def matching_ids(self, filters: Filters) -> set[str]:
+        """Ids of present tracks passing ``filters`` (a search's filter on what a sample is)."""
+        where, params = _where(filters, None)
+        return {track_id for (track_id,) in self._db.rows("filter tracks", f"SELECT t.id {_FROM} WHERE {where}",
+                                                           params)}
 
     def stats(self) -> dict:
         tracks, duration, size, missing = self._db.rows(
@@ -262,4 +286,24 @@ def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[s
         if value is not None:
             clauses.append(sql)
             params.append(value)
+    description, values = description_where(filters)
+    if description:
+        clauses.append(description)
+        params += values
+    return " AND ".join(clauses), params
+
+
+def description_where(filters: Filters) -> tuple[str, list]:
+    """SQL over TRACK_FROM's d and c for the filters on what a sample is ("" when there are none)."""
+    clauses, params = [], []
+    if filters.kinds:
+        clauses.append("d.kind IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(filters.kinds))
+    labels = filters.key_labels()
+    if labels is not None:
+        clauses.append("concat_ws(' ', d.key_tonic, d.key_mode) IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(labels)
+    if filters.categories:
+        clauses.append("len(list_intersect(c.members, ?::VARCHAR[])) > 0")
+        params.append(list(filters.categories))
     return " AND ".join(clauses), params

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import categories as vocabulary
+from engine.errors import InputError
+from engine.keys import camelot_of, key_label, labels_matching
+
 STORAGE_KINDS = ("managed", "referenced")
 # A managed copy's path relative to the data folder; nothing else is ever opened or removed there.
 MANAGED_PATH = re.compile(r"audio/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,8}")
@@ -35,15 +39,54 @@ class JobStatus(enum.StrEnum):
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+KINDS = vocabulary.KINDS
+
+
 @dataclass(frozen=True)
 class Filters:
-    """What a search or a listing keeps. Tracks without a tempo never pass a tempo filter."""
+    """What a search or a listing keeps. Tracks without a tempo never pass a tempo filter,
+    nor tracks without a key a key filter. Checked when made: a bad value is an InputError."""
 
     min_duration: float | None = None  # seconds
     max_duration: float | None = None
     min_tempo: float | None = None  # BPM
     max_tempo: float | None = None
     formats: tuple[str, ...] = ()  # e.g. ("wav", "flac"); empty means all
+    kinds: tuple[str, ...] = ()  # of KINDS; empty means all
+    key: str | None = None  # "F minor", "Fm", "F#", "4A": that key (a bare note: either mode)
+    compatible_with: str | None = None  # a key with its mode: it and the keys that mix with it
+    categories: tuple[str, ...] = ()  # of engine.categories.NAMES: tracks belonging to any of them
+
+    def __post_init__(self):
+        for kind in self.kinds:
+            if kind not in KINDS:
+                raise InputError(f"{kind!r} is not a kind of sample; choose from {', '.join(KINDS)}.",
+                                 title="Invalid filter")
+        for name in self.categories:
+            if name not in vocabulary.NAMES:
+                raise InputError(f"{name!r} is not a category; choose from {', '.join(vocabulary.NAMES)}.",
+                                 title="Invalid filter")
+        self.key_labels()  # raises for a key that is not one
+
+    @property
+    def described(self) -> bool:
+        """Whether it filters on what a sample is (kind, key, category), beyond its measurements."""
+        return bool(self.kinds or self.key or self.compatible_with or self.categories)
+
+    def key_labels(self) -> list[str] | None:
+        """The stored key labels that pass (``engine.keys.labels_matching``), or None for any key."""
+        accepted = None
+        for text, compatible in ((self.key, False), (self.compatible_with, True)):
+            if not text:
+                continue
+            try:
+                labels = labels_matching(text, compatible=compatible)
+            except ValueError:
+                need = " with its mode" if compatible else ""
+                raise InputError(f"{text!r} is not a key{need}; write it like 'F minor', 'F#m' or '4A'.",
+                                 title="Invalid filter") from None
+            accepted = labels if accepted is None else [label for label in accepted if label in labels]
+        return accepted
 
 
 @dataclass(frozen=True)
@@ -69,23 +112,70 @@ class Track:
     zero_crossing_rate: float | None  # 0 to 1
     rms_energy: float | None  # linear, full scale 1.0
     feature_version: int | None
+    kind: str | None  # "one-shot", "loop" or "long"; None until analysed
+    tempo_source: str | None  # "audio" or "name"
+    key_tonic: str | None  # "C" ... "B" in sharps; None for unpitched material
+    key_mode: str | None  # "major", "minor", or None when only the note is known
+    key_confidence: float | None  # 0 to 1 from the audio; None when only the name gave the key
+    key_source: str | None  # "audio" or "name"
     missing: bool  # every file of it is gone; left out of search and the default listing
+    categories: tuple[tuple[str, float], ...] = ()  # (category, score) it belongs to, best first
     locations: tuple[str, ...] = ()  # absolute paths where this content is (the managed copy first)
 
+    @property
+    def key(self) -> str | None:
+        """"F minor", or "C#" when only the note is known."""
+        return key_label(self.key_tonic, self.key_mode)
+
+    @property
+    def camelot(self) -> str | None:
+        return camelot_of(self.key_tonic, self.key_mode)
+
+    @property
+    def category(self) -> str | None:
+        return self.categories[0][0] if self.categories else None
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "locations": list(self.locations)}
+        return {**asdict(self), "key": self.key, "camelot": self.camelot, "locations": list(self.locations),
+                "categories": [{"name": name, "score": score} for name, score in self.categories]}
 
 
 # Whether track ``t`` is missing (every file gone), as SQL.
 IS_MISSING = "EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
-_FEATURE_COLUMNS = {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
-# Column list matching Track's fields up to ``missing``, in order (t: tracks, f: features);
-# ``locations`` comes from the sources table.
-TRACK_COLUMNS = ", ".join(
-    IS_MISSING if field.name == "missing"
-    else ("f." if field.name in _FEATURE_COLUMNS else "t.") + field.name
-    for field in fields(Track) if field.name != "locations"
+# The model whose categories reads show (engine.store.descriptions).
+CATEGORY_MODEL = "(SELECT value FROM library_state WHERE key = 'category_model')"
+# What every track read joins: t tracks, f features, d descriptions, c the shown categories.
+TRACK_FROM = (
+    "FROM tracks t LEFT JOIN features f ON f.track_id = t.id LEFT JOIN descriptions d ON d.track_id = t.id"
+    f" LEFT JOIN track_categories c ON c.track_id = t.id AND c.model_id = {CATEGORY_MODEL}"
 )
+_TABLE_OF = {"tempo": "f", "spectral_centroid": "f", "zero_crossing_rate": "f", "rms_energy": "f",
+             "feature_version": "f", "kind": "d", "tempo_source": "d", "key_tonic": "d", "key_mode": "d",
+             "key_confidence": "d", "key_source": "d"}
+# Column list matching Track's fields up to ``missing``, then the categories' two columns;
+# ``locations`` comes from the sources table (track_from_row and Tracks._located).
+TRACK_COLUMNS = ", ".join(
+    [IS_MISSING if field.name == "missing" else f"{_TABLE_OF.get(field.name, 't')}.{field.name}"
+     for field in fields(Track) if field.name not in ("categories", "locations")]
+    + ["c.members", "c.scores"]
+)
+
+
+def track_from_row(row: tuple) -> Track:
+    """A Track from a row of TRACK_COLUMNS (without locations)."""
+    *values, members, scores = row
+    return Track(*values, categories=category_scores(members, scores))
+
+
+def category_scores(members: list[str] | None, scores: bytes | None) -> tuple[tuple[str, float], ...]:
+    """(category, score) pairs of a track_categories row's members, best first."""
+    if not members or scores is None:
+        return ()
+    values = np.frombuffer(scores, dtype="<f4")
+    if len(values) != len(vocabulary.NAMES):  # another vocabulary's row, until it is recomputed
+        return ()
+    return tuple((name, round(float(values[vocabulary.NAMES.index(name)]), 4)) for name in members
+                 if name in vocabulary.NAMES)
 
 
 @dataclass(frozen=True)
@@ -163,6 +253,30 @@ class Measurements:
 
 
 @dataclass(frozen=True)
+class Description:
+    """What a sample is (engine.analysis), stored beside its measurements."""
+
+    kind: str  # "one-shot", "loop" or "long"
+    kind_confidence: float  # 0 to 1
+    tempo_source: str | None  # "audio" or "name"; None without a tempo (the tempo is in Measurements)
+    bars: int | None  # whole 4/4 bars at the tempo, when the duration holds a whole number
+    key_tonic: str | None  # "C" ... "B" in sharps; None for unpitched material
+    key_mode: str | None  # "major", "minor", or None (a name naming only a note)
+    key_confidence: float | None  # 0 to 1 from the audio; None when only the name gave the key
+    key_source: str | None  # "audio" or "name"
+    name_category: str | None  # the category word in the path ("Kicks/"): a hint for the categories
+    version: int
+
+    @property
+    def key(self) -> str | None:
+        return key_label(self.key_tonic, self.key_mode)
+
+    @property
+    def camelot(self) -> str | None:
+        return camelot_of(self.key_tonic, self.key_mode)
+
+
+@dataclass(frozen=True)
 class Source:
     """A user's file a track was read from: known unchanged while size and mtime match."""
 
@@ -201,6 +315,18 @@ class NewTrack:
     managed_file: Path | None = None  # a file moved to ``record.path`` inside the transaction
     embedding: EmbeddingWrite | EmbeddingFailure | None = None
     job_id: str | None = None  # finished as added in the same transaction
+    description: Description | None = None
+    categories: CategoryScores | None = None  # from ``embedding``'s model
+
+
+@dataclass(frozen=True)
+class CategoryScores:
+    """One track's category scores from one model (engine.categories)."""
+
+    model_id: str
+    version: int
+    scores: np.ndarray  # float32 (categories,), summing to 1
+    members: list[str]  # the categories it belongs to, best first
 
 
 @dataclass(frozen=True)
@@ -218,7 +344,8 @@ class Change:
     """One entry of the change journal search indexes replay."""
 
     revision: int
-    kind: str  # add, delete, embed, missing (files gone), found (back again), reload
+    kind: str  # add, delete, embed, missing (files gone), found (back again), describe (features
+    # rewritten), categories (scores written; search indexes skip it), reload
     track_id: str
     embedded: Embedded | None = None  # add and embed: the embedding written with the change, if any
 

@@ -1,0 +1,49 @@
+"""What a sample is, on the command line: the filters on kind, key and category, and ``reanalyse``."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.categories import KINDS, NAMES
+from engine.cli.common import EXIT_FAILED, EXIT_OK, FileBar, open_library, print_json
+
+
+def register(commands, common) -> None:
+    reanalyse = commands.add_parser(
+        "reanalyse", parents=[common], help="describe tracks analysed by an older version (kind, tempo, key)",
+        description="Measure every track the current analysis has not seen again from its file (kind, tempo, "
+                    "key, features) without re-embedding it, then score categories from stored embeddings.")
+    reanalyse.set_defaults(run=cmd_reanalyse)
+
+
+def add_filters(parser) -> None:
+    """The filters on what a sample is, for ``list`` and ``search``."""
+    parser.add_argument("--kind", action="append", default=[], choices=KINDS, help="only this kind (repeatable)")
+    parser.add_argument("--key", metavar="KEY", help='only this key, e.g. "F minor", "F#m", "4A" (a bare note: '
+                                                     "either mode)")
+    parser.add_argument("--compatible-with", metavar="KEY",
+                        help="only keys that mix with KEY: it, its relative, a fifth up and down")
+    parser.add_argument("--category", action="append", default=[], choices=NAMES, metavar="NAME",
+                        help=f"only this category (repeatable): {', '.join(NAMES)}")
+
+
+def filters_from(args, **measured):
+    """Filters from the parsed describe options plus ``measured`` (duration, tempo, formats)."""
+    from engine.library import Filters
+
+    return Filters(kinds=tuple(args.kind), key=args.key, compatible_with=args.compatible_with,
+                   categories=tuple(args.category), **measured)
+
+
+def cmd_reanalyse(args) -> int:
+    with open_library(args) as library, FileBar(args, "analysed") as bar:
+        results = library.reanalyse(progress=bar.on_file)
+    done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
+    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
+    if args.json:
+        print_json({"analysed": done, "failed": failed})
+    else:
+        for item in failed:
+            print(f"FAILED  {item['error']}", file=sys.stderr)
+        print(f"{len(done)} analysed, {len(failed)} failed." if results else "Every track is up to date.")
+    return EXIT_FAILED if failed else EXIT_OK

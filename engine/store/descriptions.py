@@ -1,0 +1,135 @@
+"""What each sample is: its description, its categories per model, and what is left to analyse.
+
+A new track's description and categories are written in its own transaction
+(``Tracks.add``); ``reanalyse`` rewrites a track's features and description
+together (:meth:`Descriptions.save`), and categories are recomputed in bulk
+from stored embeddings (:meth:`Descriptions.save_categories`). Reads show the
+categories of one model, the ``category_model`` in ``library_state``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from engine.store.database import Database
+from engine.store.journal import Journal
+from engine.store.types import CategoryScores, Description, Measurements
+
+
+def write_description(conn, track_id: str, d: Description) -> None:
+    """Write (or replace) one track's description inside an open transaction."""
+    conn.execute(
+        "INSERT OR REPLACE INTO descriptions (track_id, kind, kind_confidence, tempo_source, bars, key_tonic,"
+        " key_mode, key_confidence, key_source, name_category, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [track_id, d.kind, d.kind_confidence, d.tempo_source, d.bars, d.key_tonic, d.key_mode, d.key_confidence,
+         d.key_source, d.name_category, d.version],
+    )
+
+
+def write_categories(conn, track_id: str, c: CategoryScores) -> None:
+    """Write (or replace) one track's category scores from one model, inside an open transaction."""
+    conn.execute(
+        "INSERT OR REPLACE INTO track_categories (track_id, model_id, version, scores, members)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [track_id, c.model_id, c.version, np.ascontiguousarray(c.scores, dtype="<f4").tobytes(), c.members],
+    )
+
+
+class Descriptions:
+    def __init__(self, db: Database, journal: Journal):
+        self._db = db
+        self._journal = journal
+
+    def save(self, track_id: str, measurements: Measurements, description: Description) -> bool:
+        """Replace a track's features and description (``reanalyse``); False when the track is gone."""
+        m = measurements
+        with self._db.transaction("save the analysis") as conn:
+            if not conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone():
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO features (track_id, tempo, spectral_centroid, zero_crossing_rate,"
+                " rms_energy, feature_version) VALUES (?, ?, ?, ?, ?, ?)",
+                [track_id, m.tempo, m.spectral_centroid, m.zero_crossing_rate, m.rms_energy, m.feature_version],
+            )
+            write_description(conn, track_id, description)
+        self._journal.record("describe", track_id)  # search indexes read its tempo again
+        return True
+
+    def to_analyse(self, *, feature_version: int, description_version: int, limit: int | None = None
+                   ) -> list[str]:
+        """Ids of tracks whose features or description are older than the given versions (or absent),
+        present ones first; oldest import first."""
+        return [track_id for (track_id,) in self._db.rows(
+            "list tracks to analyse",
+            "SELECT t.id FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+            " LEFT JOIN descriptions d ON d.track_id = t.id"
+            " WHERE coalesce(f.feature_version, 0) < ? OR coalesce(d.version, 0) < ?"
+            " ORDER BY EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id), t.created_at, t.id"
+            " LIMIT ?",
+            [feature_version, description_version, limit if limit is not None else 2**62])]
+
+    # -- categories --------------------------------------------------------------
+
+    def category_model(self) -> str | None:
+        """The model whose categories reads show."""
+        rows = self._db.rows("read the category model", "SELECT value FROM library_state WHERE key = 'category_model'")
+        return rows[0][0] if rows else None
+
+    def set_category_model(self, model_id: str) -> None:
+        if self.category_model() == model_id:
+            return
+        with self._db.transaction("choose the category model") as conn:
+            conn.execute("INSERT OR REPLACE INTO library_state (key, value) VALUES ('category_model', ?)",
+                         [model_id])
+        self._journal.record("categories", "*")
+
+    def category_vectors(self, model_id: str, version: int) -> np.ndarray | None:
+        """A model's category vectors (categories, dim), as saved, or None."""
+        rows = self._db.rows("read category vectors",
+                             "SELECT dim, vectors FROM category_vectors WHERE model_id = ? AND version = ?",
+                             [model_id, version])
+        if not rows:
+            return None
+        dim, data = rows[0]
+        return np.frombuffer(data, dtype="<f4").reshape(-1, dim).copy()
+
+    def save_category_vectors(self, model_id: str, version: int, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        with self._db.transaction("save category vectors") as conn:
+            conn.execute("INSERT OR REPLACE INTO category_vectors (model_id, version, dim, vectors)"
+                         " VALUES (?, ?, ?, ?)", [model_id, version, vectors.shape[1], vectors.tobytes()])
+
+    def uncategorised(self, model_id: str, pipeline_version: int, version: int) -> pa.Table:
+        """track_id, embedding (float32 bytes), name_category of tracks with an embedding from the
+        model but no category scores of this vocabulary ``version`` from it."""
+        return self._db.arrow(
+            "list tracks to categorise",
+            "SELECT e.track_id, e.embedding, d.name_category FROM track_embeddings e"
+            " LEFT JOIN descriptions d ON d.track_id = e.track_id"
+            " LEFT JOIN track_categories c ON c.track_id = e.track_id AND c.model_id = e.model_id"
+            " WHERE e.model_id = ? AND e.pipeline_version = ? AND (c.version IS NULL OR c.version <> ?)"
+            " ORDER BY e.track_id",
+            [model_id, pipeline_version, version],
+        )
+
+    def save_categories(self, rows: list[tuple[str, CategoryScores]]) -> None:
+        """Write many tracks' category scores in one transaction."""
+        if not rows:
+            return
+        table = pa.table({
+            "track_id": [track_id for track_id, _ in rows],
+            "model_id": [c.model_id for _, c in rows],
+            "version": pa.array([c.version for _, c in rows], pa.int32()),
+            "scores": pa.array([np.ascontiguousarray(c.scores, dtype="<f4").tobytes() for _, c in rows],
+                               pa.binary()),
+            "members": pa.array([c.members for _, c in rows], pa.list_(pa.string())),
+        })
+        with self._db.transaction("save categories") as conn:
+            conn.register("new_categories", table)
+            try:
+                conn.execute("INSERT OR REPLACE INTO track_categories SELECT track_id, model_id, version, scores,"
+                             " members FROM new_categories")
+            finally:
+                conn.unregister("new_categories")
+        self._journal.record("categories", "*")
