@@ -50,6 +50,20 @@ def emit_error(args, exc: EngineError) -> None:
     print(f"Error: {exc}", file=sys.stderr)
 
 
+def report_track_results(args, results, *, done: str) -> int:
+    """Print a pass over stored tracks (reembed, reanalyse): ``done`` ("embedded") and failed, with
+    each failure's reason; exit status 1 when any failed."""
+    finished = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
+    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
+    if args.json:
+        print_json({done: finished, "failed": failed})
+    else:
+        for item in failed:
+            print(f"FAILED  {item['error']}", file=sys.stderr)
+        print(f"{len(finished)} {done}, {len(failed)} failed." if results else "Every track is up to date.")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"

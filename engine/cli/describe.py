@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from engine.categories import KINDS, NAMES
-from engine.cli.common import EXIT_FAILED, EXIT_OK, FileBar, open_library, print_json
+from engine.cli.common import FileBar, open_library, report_track_results
 
 
 def register(commands, common) -> None:
@@ -38,12 +36,4 @@ def filters_from(args, **measured):
 def cmd_reanalyse(args) -> int:
     with open_library(args) as library, FileBar(args, "analysed") as bar:
         results = library.reanalyse(progress=bar.on_file)
-    done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
-    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
-    if args.json:
-        print_json({"analysed": done, "failed": failed})
-    else:
-        for item in failed:
-            print(f"FAILED  {item['error']}", file=sys.stderr)
-        print(f"{len(done)} analysed, {len(failed)} failed." if results else "Every track is up to date.")
-    return EXIT_FAILED if failed else EXIT_OK
+    return report_track_results(args, results, done="analysed")

@@ -17,6 +17,7 @@ from engine.cli.common import (
     open_library,
     print_json,
     public,
+    report_track_results,
 )
 from engine.cli.describe import add_filters, filters_from
 
@@ -180,15 +181,7 @@ def cmd_search(args) -> int:
 def cmd_reembed(args) -> int:
     with open_library(args) as library:
         results = library.reembed(retry=args.retry)
-    done = [{"id": r.track_id, "filename": r.source} for r in results if r.status == "added"]
-    failed = [{"id": r.track_id, "filename": r.source, "error": r.error} for r in results if r.status == "failed"]
-    if args.json:
-        print_json({"embedded": done, "failed": failed})
-    else:
-        for item in failed:
-            print(f"FAILED  {item['error']}", file=sys.stderr)
-        print(f"{len(done)} embedded, {len(failed)} failed." if results else "Every track is up to date.")
-    return EXIT_FAILED if failed else EXIT_OK
+    return report_track_results(args, results, done="embedded")
 
 
 def cmd_model(args) -> int:

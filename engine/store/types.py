@@ -89,8 +89,22 @@ class Filters:
         return accepted
 
 
+class _Keyed:
+    """The key of a row with ``key_tonic`` and ``key_mode``, as people read it."""
+
+    @property
+    def key(self) -> str | None:
+        """"F minor", or "C#" when only the note is known."""
+        return key_label(self.key_tonic, self.key_mode)
+
+    @property
+    def camelot(self) -> str | None:
+        """"4A"; None without a key or its mode."""
+        return camelot_of(self.key_tonic, self.key_mode)
+
+
 @dataclass(frozen=True)
-class Track:
+class Track(_Keyed):
     """One stored track with its measurements, as every reader sees it."""
 
     id: str  # SHA-256 of the file's bytes
@@ -121,15 +135,6 @@ class Track:
     missing: bool  # every file of it is gone; left out of search and the default listing
     categories: tuple[tuple[str, float], ...] = ()  # (category, score) it belongs to, best first
     locations: tuple[str, ...] = ()  # absolute paths where this content is (the managed copy first)
-
-    @property
-    def key(self) -> str | None:
-        """"F minor", or "C#" when only the note is known."""
-        return key_label(self.key_tonic, self.key_mode)
-
-    @property
-    def camelot(self) -> str | None:
-        return camelot_of(self.key_tonic, self.key_mode)
 
     @property
     def category(self) -> str | None:
@@ -253,7 +258,7 @@ class Measurements:
 
 
 @dataclass(frozen=True)
-class Description:
+class Description(_Keyed):
     """What a sample is (engine.analysis), stored beside its measurements."""
 
     kind: str  # "one-shot", "loop" or "long"
@@ -266,14 +271,6 @@ class Description:
     key_source: str | None  # "audio" or "name"
     name_category: str | None  # the category word in the path ("Kicks/"): a hint for the categories
     version: int
-
-    @property
-    def key(self) -> str | None:
-        return key_label(self.key_tonic, self.key_mode)
-
-    @property
-    def camelot(self) -> str | None:
-        return camelot_of(self.key_tonic, self.key_mode)
 
 
 @dataclass(frozen=True)
