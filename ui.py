@@ -1,4 +1,4 @@
-"""The dashboard's helpers: the cached library, login, error display, players and charts.
+"""The dashboard's helpers: the cached library, login, error display, players, filters and charts.
 
 Pages reach the engine only through ``ui.library()``, the process-wide
 :class:`~engine.library.Library`, so caching policy lives in one place:
@@ -23,7 +23,7 @@ import streamlit as st
 from engine.auth import verify_password
 from engine.config import Settings, load_settings
 from engine.errors import EngineError
-from engine.library import Library
+from engine.library import CATEGORIES, KINDS, Library
 
 
 def _leave_legacy_pages_mode(*, from_app: bool) -> None:
@@ -86,6 +86,9 @@ def _warm_model(lib: Library) -> None:
         # before anyone opens Analytics.
         lambda: chart_figures(lib.revision, lib),
         lib.prepare_search,
+        # Tracks an older analysis described get kind, key and categories, in the background;
+        # after the model, so their categories are scored as the pass ends.
+        lambda: lib.outdated() > 0 and lib.start_reanalyse(),
         lib.start_watching,  # after the model, so a catch-up import embeds as it goes
     )
     for step in steps:
@@ -99,9 +102,16 @@ def _warm_model(lib: Library) -> None:
             log.exception("warm-up step failed")
 
 
+def warming_up(lib: Library) -> bool:
+    """Whether the library's warm-up is still under way (it may yet start a reanalysis)."""
+    timer = _warm_ups.get(id(lib))
+    return timer is not None and timer.is_alive()
+
+
 def charts() -> dict | None:
     """The analytics figures of the library as it is now (None for an empty library): tempo
-    (None when no track has a pulse), centroid, duration, loudness and scatter."""
+    (None when no track has a pulse), centroid, duration, loudness and scatter; and what the
+    samples are: kinds, keys (None when no track has a key) and categories (None when none is scored)."""
     lib = library()
     return chart_figures(lib.revision, lib)
 
@@ -133,6 +143,9 @@ def chart_figures(revision: int, _lib: Library) -> dict | None:
                            labels={"band": "", "count": "tracks"}),
         "loudness": histogram(data["loudness"], bin_width=data["loudness_bin_db"], title="RMS level", unit="dBFS"),
         "scatter": scatter_figure,
+        "kinds": px.bar(data["kinds"], x="kind", y="count", title="Kind", labels={"kind": "", "count": "tracks"}),
+        "keys": None if data["keys"]["count"].sum() == 0 else key_wheel(data["keys"]),
+        "categories": None if data["categories"].empty else category_bars(data["categories"]),
     }
 
 
@@ -240,6 +253,47 @@ def sync_summary(report) -> str:
     return "Sync finished: " + (", ".join(said) if said else "no audio files found") + "."
 
 
+ANY_KEY = "any"
+
+
+@functools.cache
+def key_choices() -> dict[str, str | None]:
+    """The key picker's labels ("F minor (4A)"), note by note, and the key each one filters on;
+    ANY_KEY (no key filter) first."""
+    from engine.keys import MODES, TONICS, camelot
+
+    choices: dict[str, str | None] = {ANY_KEY: None}
+    for tonic in TONICS:
+        for mode in MODES:
+            choices[f"{tonic} {mode} ({camelot(tonic, mode)})"] = f"{tonic} {mode}"
+    return choices
+
+
+def description_filters() -> dict:
+    """The filters on what a sample is, drawn two by two: the Filters arguments chosen
+    (kinds, key or compatible_with, categories)."""
+    left, right = st.columns(2)
+    kinds = left.multiselect("Kind", KINDS)
+    categories = right.multiselect("Category", CATEGORIES)
+    left, right = st.columns(2, vertical_alignment="bottom")  # the toggle level with the key's box
+    key = key_choices()[left.selectbox("Key", list(key_choices()))]
+    compatible = right.toggle("Also keys that mix with it", disabled=key is None,
+                              help="The key, its relative major or minor, and a fifth up or down: "
+                                   "the same and the neighbouring numbers on the Camelot wheel.")
+    return {"kinds": tuple(kinds), "categories": tuple(categories),
+            "key": None if compatible else key, "compatible_with": key if compatible else None}
+
+
+def describe(hit) -> str:
+    """What a search hit is, in one line: "loop · F minor (4A) · pad 62%" ("" before it is analysed)."""
+    parts = [hit.kind] if hit.kind else []
+    if hit.key:
+        parts.append(f"{hit.key} ({hit.camelot})" if hit.camelot else hit.key)  # a bare note has no code
+    if hit.category:
+        parts.append(hit.category if hit.category_score is None else f"{hit.category} {hit.category_score:.0%}")
+    return " · ".join(parts)
+
+
 def format_duration(seconds: float | None) -> str:
     if not seconds:
         return "0:00"
@@ -260,6 +314,38 @@ def play(track_or_hit, *, start: float | None = None, autoplay: bool = False) ->
         st.audio(str(path), start_time=int(start or 0), autoplay=autoplay)
     except Exception as error:  # Streamlit's media errors are not OSErrors; a player must not break the page
         st.warning(f"This file cannot be played: {error}")
+
+
+def key_wheel(frame):
+    """Tracks per key as a Camelot wheel: a slice per key, a fifth per step clockwise, 12 at the top;
+    each minor (A) beside its relative major (B), the two modes in two colours."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    ticks, labels = [], []
+    for mode, letter, shift in (("minor", "A", -7.5), ("major", "B", 7.5)):
+        rows = frame[frame["mode"] == mode]
+        angles = [(int(code[:-1]) % 12 * 30 + shift) % 360 for code in rows["camelot"]]
+        figure.add_trace(go.Barpolar(
+            r=rows["count"], theta=angles, width=15, name=f"{mode} ({letter})",
+            customdata=rows[["key", "camelot"]].to_numpy(),
+            hovertemplate="%{customdata[0]} (%{customdata[1]}): %{r} tracks<extra></extra>"))
+        ticks += angles
+        suffix = "m" if mode == "minor" else ""
+        labels += [f"{code} {tonic}{suffix}" for code, tonic in zip(rows["camelot"], rows["tonic"])]
+    figure.update_layout(title="Key (Camelot wheel)", polar={"angularaxis": {
+        "direction": "clockwise", "rotation": 90, "tickmode": "array", "tickvals": ticks, "ticktext": labels}})
+    return figure
+
+
+def category_bars(frame):
+    """Tracks per best category, horizontal, the most common at the top."""
+    import plotly.express as px
+
+    figure = px.bar(frame, x="count", y="category", orientation="h", title="Category",
+                    labels={"category": "", "count": "tracks"}, height=200 + 30 * len(frame))
+    figure.update_yaxes(autorange="reversed")
+    return figure
 
 
 def histogram(frame, *, bin_width: float, title: str, unit: str):

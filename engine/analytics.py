@@ -1,11 +1,15 @@
 """Library analytics, aggregated in DuckDB so a 100k-track library ships
-a few hundred numbers to the browser, not 100k points."""
+a few hundred numbers to the browser, not 100k points: how tracks spread over
+tempo, brightness, length and level, and what they are (kind, key, category)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine import categories as vocabulary
+from engine.keys import MODES, TONICS, camelot, key_label
 from engine.store.database import Database
+from engine.store.types import CATEGORY_MODEL
 
 if TYPE_CHECKING:  # pandas costs about 0.4 s to import: not on the dashboard's first page
     import pandas as pd
@@ -83,17 +87,89 @@ def tempo_vs_centroid(db: Database) -> tuple[str, pd.DataFrame]:
     )
 
 
+NOT_ANALYSED = "not analysed"
+
+
+def kind_counts(db: Database) -> pd.DataFrame:
+    """Tracks per kind: columns kind, count; every kind in KINDS order (0 when absent), then
+    NOT_ANALYSED for tracks without a description, when there are any."""
+    import pandas as pd
+
+    counts = db.frame(
+        "count kinds",
+        "SELECT d.kind, count(*) AS count FROM tracks t LEFT JOIN descriptions d ON d.track_id = t.id"
+        " GROUP BY d.kind",
+    )
+    by_kind = {kind: int(n) for kind, n in zip(counts["kind"], counts["count"]) if isinstance(kind, str)}
+    kinds = list(vocabulary.KINDS)
+    # Kinds a later version no longer has are counted, not dropped.
+    kinds += sorted(set(by_kind) - set(kinds))
+    rows = [(kind, by_kind.get(kind, 0)) for kind in kinds]
+    unanalysed = int(counts.loc[counts["kind"].isna(), "count"].sum())
+    if unanalysed:
+        rows.append((NOT_ANALYSED, unanalysed))
+    return pd.DataFrame(rows, columns=["kind", "count"])
+
+
+def camelot_order() -> list[tuple[str, str]]:
+    """The 24 keys round the Camelot wheel (a fifth per step): 1A, 1B, 2A, ... 12B, each minor
+    beside its relative major."""
+    def position(key: tuple[str, str]) -> tuple[int, str]:
+        code = camelot(*key)
+        return int(code[:-1]), code[-1]
+
+    return sorted(((tonic, mode) for tonic in TONICS for mode in MODES), key=position)
+
+
+def key_counts(db: Database) -> pd.DataFrame:
+    """Tracks per key: columns tonic, mode, key ("F minor"), camelot ("4A"), count; all 24 keys in
+    Camelot order (0 when absent). Tracks without a key, or whose name gave only a note, are left out."""
+    import pandas as pd
+
+    counts = db.frame(
+        "count keys",
+        "SELECT key_tonic, key_mode, count(*) AS count FROM descriptions"
+        " WHERE key_tonic IS NOT NULL AND key_mode IS NOT NULL GROUP BY ALL",
+    )
+    by_key = {(tonic, mode): int(n) for tonic, mode, n in zip(counts["key_tonic"], counts["key_mode"], counts["count"])}
+    keys = camelot_order()
+    return pd.DataFrame({
+        "tonic": [tonic for tonic, _ in keys],
+        "mode": [mode for _, mode in keys],
+        "key": [key_label(tonic, mode) for tonic, mode in keys],
+        "camelot": [camelot(tonic, mode) for tonic, mode in keys],
+        "count": [by_key.get(key, 0) for key in keys],
+    })
+
+
+def category_counts(db: Database) -> pd.DataFrame:
+    """Tracks per best category (of the model reads show): columns category, count, most first
+    (ties in vocabulary order). Tracks without categories are left out."""
+    names = list(vocabulary.NAMES)
+    # A row of another vocabulary (until recomputed) has another length: Track shows it as none too.
+    return db.frame(
+        "count categories",
+        "SELECT c.members[1] AS category, count(*) AS count FROM track_categories c"
+        f" JOIN tracks t ON t.id = c.track_id WHERE c.model_id = {CATEGORY_MODEL}"
+        " AND octet_length(c.scores) = ? AND list_contains(?::VARCHAR[], c.members[1])"
+        " GROUP BY category ORDER BY count DESC, list_position(?::VARCHAR[], category)",
+        [4 * len(names), names, names],
+    )
+
+
 def distributions(db: Database) -> dict | None:
     """Every distribution Analytics draws, or None for an empty library: frames ``tempo``,
     ``centroid``, ``duration``, ``loudness`` and ``scatter`` with ``scatter_kind`` ("points" or
-    "density"), and the bin widths the histograms were counted in."""
+    "density"), the bin widths the histograms were counted in, and what the samples are:
+    ``kinds``, ``keys`` and ``categories``."""
     duration = duration_histogram(db)
     if duration["count"].sum() == 0:
         return None
     scatter_kind, scatter = tempo_vs_centroid(db)
     return {"tempo": tempo_histogram(db), "centroid": centroid_histogram(db), "duration": duration,
             "loudness": loudness_histogram(db), "scatter": scatter, "scatter_kind": scatter_kind,
-            "tempo_bin_bpm": TEMPO_BIN_BPM, "centroid_bin_hz": CENTROID_BIN_HZ, "loudness_bin_db": LOUDNESS_BIN_DB}
+            "tempo_bin_bpm": TEMPO_BIN_BPM, "centroid_bin_hz": CENTROID_BIN_HZ, "loudness_bin_db": LOUDNESS_BIN_DB,
+            "kinds": kind_counts(db), "keys": key_counts(db), "categories": category_counts(db)}
 
 
 def _short(seconds: float) -> str:

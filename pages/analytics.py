@@ -1,4 +1,4 @@
-"""Analytics: how the library is spread over tempo, brightness, length and level."""
+"""Analytics: how the library is spread over tempo, brightness, length and level, and what its samples are."""
 
 import streamlit as st
 
@@ -24,3 +24,17 @@ with right:
     st.plotly_chart(figures["loudness"], width="stretch")
 if figures["scatter"] is not None:
     st.plotly_chart(figures["scatter"], width="stretch")
+
+st.subheader("What the samples are")
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(figures["kinds"], width="stretch")
+with right:
+    if figures["keys"] is None:
+        st.caption("No track has a known key yet, so there is no key chart.")
+    else:
+        st.plotly_chart(figures["keys"], width="stretch")
+if figures["categories"] is None:
+    st.caption("No track has categories yet: they are scored once the search model has loaded.")
+else:
+    st.plotly_chart(figures["categories"], width="stretch")

@@ -26,6 +26,39 @@ else:
     st.caption("By format: " + ", ".join(f"{n:,} {fmt}" for fmt, n in stats["formats"].items()))
     ui.preload_chart_library()  # so a first visit to Analytics only draws
 
+analysing = library.reanalyse_state()["running"] or ui.warming_up(library)  # the warm-up may start one
+
+
+@st.fragment(run_every=1.0 if analysing else None)
+def analysis_status() -> None:
+    """The background analysis of samples an older version described: live progress, then what failed."""
+    state = library.reanalyse_state()
+    if analysing and not (state["running"] or ui.warming_up(library)):
+        st.rerun()  # the whole page: the outcome is drawn, and nothing polls any more
+    if state["running"] and not state["total"]:  # still counting them
+        st.progress(0.0, text="Analysing existing samples: getting ready...")
+    elif state["running"]:
+        st.progress(min(state["done"] / state["total"], 1.0),
+                    text=f"Analysing existing samples: {state['done']:,} of {state['total']:,} "
+                         "(kind, key and category; searching works meanwhile)")
+    elif state["error"]:
+        st.error(f"**The analysis of existing samples stopped**: {state['error']}")
+    elif state["failed"]:
+        failed = state["failed"]
+        st.warning(f"{len(failed):,} of {state['total']:,} existing samples could not be analysed again; "
+                   "they keep what they had and are tried again at the next start.")
+        with st.expander("Which, and why"):
+            for result in failed[:50]:
+                error = result["error"] or "failed"
+                st.caption(error if error.startswith(result["source"]) else f"{result['source']}: {error}")
+            if len(failed) > 50:
+                st.caption(f"... and {len(failed) - 50:,} more.")
+    elif state["total"]:
+        st.caption(f"Analysed {state['done']:,} existing samples: kind, key and category are up to date.")
+
+
+analysis_status()
+
 st.subheader("Search model")
 if model["loaded"]:
     st.success(f"CLAP ready: `{model['model_id']}` on {model['device']} ({model['precision']}, "

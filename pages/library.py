@@ -4,14 +4,15 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from engine.errors import EngineError
+from engine.errors import EngineError, InputError
 from engine.library import Filters
 
 PAGE_SIZE = 100
 FORMATS = ["wav", "aiff", "flac", "mp3", "ogg", "opus", "m4a"]
 SORTS = {"Newest": ("created_at", True), "Name": ("filename", False), "Tempo": ("tempo", False),
          "Duration": ("duration", False), "Brightness (centroid)": ("spectral_centroid", False),
-         "Loudness (RMS)": ("rms_energy", True)}
+         "Loudness (RMS)": ("rms_energy", True), "Kind": ("kind", False), "Key": ("key", False),
+         "Category": ("category", False)}
 
 ui.require_login()
 st.title("Library")
@@ -20,9 +21,15 @@ library = ui.library()
 name, sort, formats, gone = st.columns([2, 1, 1, 1])
 query = name.text_input("Filter by name")
 sort_key, descending = SORTS[sort.selectbox("Sort by", list(SORTS))]
-filters = Filters(formats=tuple(formats.multiselect("Formats", FORMATS)))
+chosen_formats = tuple(formats.multiselect("Formats", FORMATS))
 missing = gone.toggle("Missing tracks", help="Tracks whose files are all gone: kept until their files come back "
                                              "or you remove them here.")
+described = ui.description_filters()
+try:
+    filters = Filters(formats=chosen_formats, **described)
+except InputError as error:  # the filters stay on screen, to be changed
+    ui.show_error(error)
+    st.stop()
 
 total = library.count(filters, name=query or None, missing=missing)
 if missing and total:
@@ -36,16 +43,16 @@ if total == 0:
     if missing:
         st.info("No track is missing: every file is where the library last saw it.")
     else:
-        st.info("No tracks match." if query or filters.formats else
+        st.info("No tracks match." if query or filters != Filters() else
                 "Your library is empty: add a folder on the Folders page, or files on the Upload page.")
     st.stop()
 pages = (total - 1) // PAGE_SIZE + 1
 page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
 tracks = library.tracks(filters, name=query or None, missing=missing, sort=sort_key, descending=descending,
                         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-table = pd.DataFrame([track.to_dict() for track in tracks])[
-    ["filename", "duration", "tempo", "spectral_centroid", "rms_energy", "zero_crossing_rate", "format",
-     "sample_rate", "channels", "created_at", "id"]]
+table = pd.DataFrame([{**track.to_dict(), "category": track.category} for track in tracks])[
+    ["filename", "kind", "key", "camelot", "category", "duration", "tempo", "spectral_centroid", "rms_energy",
+     "zero_crossing_rate", "format", "sample_rate", "channels", "created_at", "id"]]
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
     column_config={

@@ -5,6 +5,7 @@ from functools import partial
 import streamlit as st
 
 import ui
+from engine.errors import InputError
 from engine.library import Filters
 
 ui.require_login()
@@ -29,11 +30,17 @@ with st.expander("Filters"):
     formats = left.multiselect("Formats", ["wav", "aiff", "flac", "mp3", "ogg", "opus", "m4a"])
     segments = right.toggle("Rank by best 10 s segment")
     limit = right.number_input("Results", 1, 200, 20)
+    described = ui.description_filters()
 
-filters = Filters(
-    min_duration=duration[0] if use_duration else None, max_duration=duration[1] if use_duration else None,
-    min_tempo=tempo[0] if use_tempo else None, max_tempo=tempo[1] if use_tempo else None, formats=tuple(formats),
-)
+try:
+    filters = Filters(
+        min_duration=duration[0] if use_duration else None, max_duration=duration[1] if use_duration else None,
+        min_tempo=tempo[0] if use_tempo else None, max_tempo=tempo[1] if use_tempo else None,
+        formats=tuple(formats), **described,
+    )
+except InputError as error:  # the filters stay on screen, to be changed
+    ui.show_error(error)
+    st.stop()
 # One search, chosen by what was given: a track to match, an example clip, or a prompt.
 if st.session_state.like:
     st.info("Showing tracks like the one you picked.")
@@ -70,8 +77,10 @@ for hit in hits:
     with st.container(border=True):
         head, play, more = st.columns([3, 3, 1.5])
         tempo_text = f"{hit.tempo:.1f} BPM" if hit.tempo else "no pulse"
+        what = ui.describe(hit)
         head.markdown(f"**{hit.rank}. {hit.filename}**  \nscore {hit.score:.3f} · "
-                      f"{ui.format_duration(hit.duration)} · {tempo_text} · {hit.spectral_centroid or 0:.0f} Hz")
+                      f"{ui.format_duration(hit.duration)} · {tempo_text} · {hit.spectral_centroid or 0:.0f} Hz"
+                      + (f"  \n{what}" if what else ""))
         with play:
             if st.session_state.get("playing") == hit.id:
                 # Starts by itself right after Play, not again on every later rerun.

@@ -1,7 +1,11 @@
 """AppTests: every page on a temporary library with the tiny offline CLAP model."""
 
+import base64
+import json
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -55,6 +59,41 @@ def populate(audio_dir):
     library = ui.library()
     library.ingest([audio_dir / "formats", audio_dir / "sine440.wav", audio_dir / "click120.wav"])
     return library
+
+
+def populate_pack(root: Path):
+    """A small sample pack through the app's library: one-shots, a loop and chord progressions in
+    F minor, C minor (mixes with F minor) and E major (does not)."""
+    import ui
+    from tests import fixtures_music as music
+    from tests.fixtures_audio import write_audio
+
+    pack, rate = root / "pack", music.RATE
+    write_audio(pack / "One Shots" / "Kick_01.wav", music.kick(), rate)
+    write_audio(pack / "One Shots" / "Snare_01.wav", music.snare(), rate)
+    write_audio(pack / "Loops" / "groove_120.wav", music.render_loop("backbeat", 120, 2), rate)
+    write_audio(pack / "Keys" / "Progression_Fm.wav", music.render_progression("F", "i-iv-v-i", "piano"), rate)
+    write_audio(pack / "Keys" / "Progression_Cm.wav", music.render_progression("C", "i-iv-v-i", "piano"), rate)
+    write_audio(pack / "Keys" / "Progression_E.wav", music.render_progression("E", "I-vi-IV-V-I", "organ"), rate)
+    library = ui.library()
+    assert [r.status for r in library.ingest([pack])] == ["added"] * 6
+    return library
+
+
+def chart_title(chart) -> str:
+    return json.loads(chart.proto.spec)["layout"]["title"]["text"]
+
+
+def _values(array) -> list:
+    """A plotly JSON array: a list, or a typed array ({"dtype", "bdata"})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def widget(widgets, label: str):
+    [found] = [w for w in widgets if w.label == label]
+    return found
 
 
 def test_home_empty_state(app):
@@ -169,15 +208,43 @@ def test_search_missing_model_is_a_message(app, audio_dir, monkeypatch, tmp_path
     assert "CLAP model unavailable" in at.error[0].value and "TRAUM_CLAP_MODEL" in at.error[0].value
 
 
-def test_analytics_empty_and_populated(app, audio_dir):
+def test_analytics_empty_and_populated(app, audio_dir, tmp_path):
+    import ui
+
     at = app("analytics")
     assert not at.exception and at.title[0].value == "Analytics"
     assert "Nothing to chart" in at.info[0].value
     populate(audio_dir)
+    populate_pack(tmp_path)
     at.run()
     assert not at.exception
-    charts = at.get("plotly_chart")
-    assert len(charts) == 5
+    titles = [chart_title(chart) for chart in at.get("plotly_chart")]
+    assert len(titles) == 8 and titles[-3:] == ["Kind", "Key (Camelot wheel)", "Category"]
+    assert "What the samples are" in [h.value for h in at.subheader]
+    # The wheel: a minor and a major trace of 12 slices each, holding every keyed track.
+    wheel = json.loads(at.get("plotly_chart")[-2].proto.spec)["data"]
+    assert [trace["type"] for trace in wheel] == ["barpolar", "barpolar"]
+    assert [len(trace["theta"]) for trace in wheel] == [12, 12]
+    keyed = [t for t in ui.library().tracks(limit=100) if t.key_mode]
+    assert sum(sum(_values(trace["r"])) for trace in wheel) == len(keyed) > 0
+
+
+def test_analytics_without_keys_or_categories_says_so(app, monkeypatch, tmp_path):
+    import ui
+    from tests.fixtures_audio import white_noise, write_audio
+
+    # No model: nothing is embedded, so nothing has categories; and noise has no key.
+    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tmp_path / "nowhere"))
+    write_audio(tmp_path / "noise.wav", white_noise(3), 44_100)
+    library = ui.library()
+    library.ingest([tmp_path / "noise.wav"])
+    [track] = library.tracks()
+    assert track.key is None and not track.categories and track.kind
+    at = app("analytics")
+    assert not at.exception
+    assert [chart_title(chart) for chart in at.get("plotly_chart")][-1] == "Kind"
+    captions = " ".join(c.value for c in at.caption)
+    assert "no key chart" in captions and "No track has categories yet" in captions
 
 
 def test_library_empty_populated_and_filtered(app, audio_dir):
@@ -300,3 +367,160 @@ def test_library_page_lists_missing_tracks_and_prunes_them(app, tmp_path):
     assert not at.exception
     assert "No track is missing" in at.info[0].value
     assert library.stats()["tracks"] == 1
+
+
+def hit_names(at) -> list[str]:
+    """The file names of the search result cards, best first."""
+    return [m.value.split("**")[1].split(". ", 1)[1] for m in at.markdown if m.value.startswith("**")]
+
+
+def names(library, **filters) -> set[str]:
+    from engine.library import Filters
+
+    return {t.filename for t in library.tracks(Filters(**filters), limit=1000)}
+
+
+def test_search_filters_on_kind_key_and_category(app, audio_dir, tmp_path):
+    populate(audio_dir)
+    library = populate_pack(tmp_path)
+    at = app("search")
+    at.text_input[0].input("warm piano chords").run()
+    assert not at.exception and len(hit_names(at)) == 12
+    # Every card says what the sample is: kind, key with its Camelot code, best category and its score.
+    cards = {name: m.value for name, m in zip(hit_names(at), [m for m in at.markdown if m.value.startswith("**")])}
+    fm = library.tracks(name="Progression_Fm")[0]
+    assert f"{fm.kind} · {fm.key} ({fm.camelot}) · {fm.category} " in cards["Progression_Fm.wav"]
+    assert fm.key == "F minor" and fm.camelot == "4A"
+
+    widget(at.multiselect, "Kind").select("one-shot").run()
+    assert not at.exception
+    shots = names(library, kinds=("one-shot",))
+    assert set(hit_names(at)) == shots and {"Kick_01.wav", "Snare_01.wav"} <= shots and len(shots) < 12
+    assert all("one-shot" in m.value for m in at.markdown if m.value.startswith("**"))
+    widget(at.multiselect, "Kind").set_value([]).run()
+
+    widget(at.selectbox, "Key").select("F minor (4A)").run()
+    assert not at.exception
+    in_key = set(hit_names(at))
+    assert in_key == names(library, key="F minor") and "Progression_Fm.wav" in in_key
+    assert "Progression_E.wav" not in in_key
+    widget(at.toggle, "Also keys that mix with it").set_value(True).run()
+    assert not at.exception
+    mixing = set(hit_names(at))
+    assert mixing == names(library, compatible_with="F minor") and in_key < mixing
+    assert "Progression_Cm.wav" in mixing and "Progression_E.wav" not in mixing
+    widget(at.selectbox, "Key").select("any").run()
+    assert len(hit_names(at)) == 12  # the toggle alone filters nothing
+
+    category = library.track(fm.id).category
+    widget(at.multiselect, "Category").select(category).run()
+    assert not at.exception
+    assert set(hit_names(at)) == names(library, categories=(category,)) and "Progression_Fm.wav" in hit_names(at)
+
+
+def test_a_refused_filter_is_a_message(app, audio_dir, monkeypatch):
+    populate(audio_dir)
+
+    def refuse(text, *, compatible=False):
+        raise ValueError(text)
+
+    monkeypatch.setattr("engine.store.types.labels_matching", refuse)
+    for page in ("search", "library"):
+        at = app(page)
+        if page == "search":
+            at.text_input[0].input("kick").run()
+            assert hit_names(at)
+        widget(at.selectbox, "Key").select("C major (8B)").run()
+        assert not at.exception
+        assert "Invalid filter" in at.error[0].value and "C major" in at.error[0].value
+        assert not hit_names(at) and not at.dataframe
+        assert widget(at.selectbox, "Key").value == "C major (8B)"  # still there, to be changed
+
+
+def test_library_shows_and_filters_what_samples_are(app, tmp_path):
+    from engine.library import CATEGORIES
+
+    library = populate_pack(tmp_path)
+    assert all(t.category for t in library.tracks(limit=100))  # the model scored every track
+    at = app("library")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert {"kind", "key", "camelot", "category"} <= set(table.columns)
+    row = table.set_index("filename").loc["Progression_Fm.wav"]
+    fm = library.tracks(name="Progression_Fm")[0]
+    assert (row["kind"], row["key"], row["camelot"], row["category"]) == (fm.kind, "F minor", "4A", fm.category)
+
+    widget(at.multiselect, "Kind").select("loop").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["filename"]) == names(library, kinds=("loop",)) >= {"groove_120.wav"}
+    widget(at.multiselect, "Kind").set_value([]).run()
+
+    at.selectbox[0].select("Key").run()  # sort
+    keys = list(at.dataframe[0].value["key"])
+    known = [k for k in keys if isinstance(k, str)]
+    assert len(known) >= 3 and known == sorted(known)
+    at.selectbox[0].select("Kind").run()
+    kinds = [k for k in at.dataframe[0].value["kind"]]
+    assert kinds == sorted(kinds) and len(set(kinds)) > 1
+    at.selectbox[0].select("Category").run()
+    cats = list(at.dataframe[0].value["category"])
+    assert cats == sorted(cats)
+
+    widget(at.selectbox, "Key").select("F minor (4A)").run()
+    assert set(at.dataframe[0].value["filename"]) == names(library, key="F minor") >= {"Progression_Fm.wav"}
+    widget(at.toggle, "Also keys that mix with it").set_value(True).run()
+    shown = set(at.dataframe[0].value["filename"])
+    assert shown == names(library, compatible_with="F minor") >= {"Progression_Fm.wav", "Progression_Cm.wav"}
+    assert "Progression_E.wav" not in shown
+    widget(at.multiselect, "Category").select(fm.category).run()
+    assert not at.exception
+    both = names(library, compatible_with="F minor", categories=(fm.category,))
+    assert set(at.dataframe[0].value["filename"]) == both and "Progression_Fm.wav" in both
+    widget(at.multiselect, "Category").set_value([c for c in CATEGORIES if c != fm.category]).run()
+    if names(library, compatible_with="F minor", categories=tuple(c for c in CATEGORIES if c != fm.category)):
+        assert "Progression_Fm.wav" not in set(at.dataframe[0].value["filename"])
+    else:
+        assert "No tracks match" in at.info[0].value
+
+
+def test_home_shows_the_analysis_progress(app, audio_dir, monkeypatch):
+    library = populate(audio_dir)
+    running = {"running": True, "done": 120, "total": 5000, "failed": [], "error": None}
+    monkeypatch.setattr(library, "reanalyse_state", lambda: running)
+    at = app()
+    assert not at.exception
+    [bar] = at.get("progress")
+    assert bar.text.startswith("Analysing existing samples: 120 of 5,000") and bar.value == 2
+    running.update(running=False, error="the disk is full")
+    at.run()
+    assert not at.exception and not at.get("progress")
+    assert "stopped" in at.error[0].value and "the disk is full" in at.error[0].value
+
+
+def test_warm_up_reanalyses_old_tracks_and_home_says_how_it_went(app, monkeypatch, tmp_path):
+    import ui
+    from tests.fixtures_audio import sine, write_audio
+
+    monkeypatch.setattr(ui, "WARM_UP_DELAY_S", 3600.0)  # the test runs the warm-up itself
+    root = tmp_path / "Samples"
+    write_audio(root / "stays.wav", sine(300, 0.5), 44_100)
+    write_audio(root / "goes.wav", sine(500, 0.5), 44_100)
+    library = ui.library()
+    library.add_folder(root, watch=False)
+    library._store.db.execute("age the library", "DELETE FROM descriptions")  # as an older version left it
+    assert library.outdated() == 2
+    (root / "goes.wav").unlink()
+    ui._warm_model(library)
+    deadline = time.monotonic() + 120
+    while library.reanalyse_state()["running"]:
+        assert time.monotonic() < deadline, "the reanalysis did not finish"
+        time.sleep(0.1)
+    state = library.reanalyse_state()
+    assert state["error"] is None and (state["done"], state["total"]) == (2, 2)
+    assert [f["source"] for f in state["failed"]] == ["goes.wav"]
+    assert library.outdated() == 1 and library.tracks(name="stays")[0].kind == "one-shot"
+    at = app()
+    assert not at.exception
+    assert "1 of 2 existing samples could not be analysed" in at.warning[0].value
+    [why] = [c.value for c in at.caption if "goes.wav" in c.value]
+    assert "is gone" in why
