@@ -57,6 +57,7 @@ class Library:
         self._worker_lock = threading.Lock()
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
+        self._matching: tuple[tuple, set[str]] | None = None  # the last described filter's ids
         self._analysis = ReanalyseState()
         self._analysis_lock = threading.Lock()
         self._analysis_stop = threading.Event()
@@ -321,7 +322,7 @@ class Library:
         embedder = self._embedder()
         index = self._index_for(embedder)
         # Filters on what a sample is are answered in SQL; the index applies the rest.
-        only = self._store.tracks.matching_ids(filters) if filters.described else None
+        only = self._matching_ids(filters) if filters.described else None
         if segments:
             allowed = index.allowed_ids(filters)
             ranked = rank_segments(self._store.embeddings, embedder.model_id, query,
@@ -336,6 +337,18 @@ class Library:
                                 index.multi_window([i for i, _ in scored]))
             spans = {track_id: (start, end) for track_id, (_, start, end) in best.items()}
         return make_hits(self._store, scored, spans)
+
+    def _matching_ids(self, filters: Filters) -> set[str]:
+        """Ids passing ``filters``, remembered until the library changes: a page's searches
+        repeat the same filters (the set is about 60 ms at 100k tracks)."""
+        key = (filters, self._store.revision)
+        with self._index_lock:
+            if self._matching is not None and self._matching[0] == key:
+                return self._matching[1]
+        ids = self._store.tracks.matching_ids(filters)
+        with self._index_lock:
+            self._matching = (key, ids)
+        return ids
 
     def _embed_example(self, path: Path | None, data: bytes | None, name: str) -> np.ndarray:
         settings = self.settings

@@ -44,7 +44,8 @@ class ReanalyseState:
 
 def outdated(store: Store) -> int:
     """How many tracks the current analysis has not seen."""
-    return len(store.descriptions.to_analyse(feature_version=FEATURE_VERSION, description_version=DESCRIPTION_VERSION))
+    return store.descriptions.count_to_analyse(feature_version=FEATURE_VERSION,
+                                               description_version=DESCRIPTION_VERSION)
 
 
 def reanalyse(store: Store, settings: Settings, *, progress: ProgressCallback | None = None,
@@ -53,8 +54,8 @@ def reanalyse(store: Store, settings: Settings, *, progress: ProgressCallback | 
     state = state or ReanalyseState()
     results: list[FileResult] = []
     skipped: set[str] = set()  # failed this run: not listed again
-    warm_up()
     state.total = outdated(store)
+    warm_up()
     with ThreadPoolExecutor(max_workers=max(1, settings.max_concurrent_jobs)) as pool:
         while not (stop and stop.is_set()):
             ids = [i for i in store.descriptions.to_analyse(

@@ -205,3 +205,16 @@ def test_background_reanalyse_reports_progress(settings, samples):
         state = library.reanalyse_state()
         assert state == {"running": False, "done": 4, "total": 4, "error": None, "failed": []}
         assert library.outdated() == 0
+
+
+def test_sorting_by_key_walks_the_camelot_wheel(settings, tmp_path):
+    for tonic, progression, name in (("G", "I-vi-IV-V-I", "g.wav"), ("A", "i-iv-v-i", "am.wav"),
+                                     ("F", "i-iv-v-i", "fm.wav"), ("C", "I-vi-IV-V-I", "c.wav")):
+        write_audio(tmp_path / "keys" / name, music.render_progression(tonic, progression, "organ", seconds=4.0), RATE)
+    write_audio(tmp_path / "keys" / "thump.wav", thump(), RATE)
+    with open_library(settings, CategoryFake()) as library:
+        library.ingest([tmp_path / "keys"])
+        ordered = [(t.filename, t.camelot) for t in library.tracks(sort="key", descending=False)]
+        backwards = [t.filename for t in library.tracks(sort="key", descending=True)]
+    assert ordered == [("fm.wav", "4A"), ("am.wav", "8A"), ("c.wav", "8B"), ("g.wav", "9B"), ("thump.wav", None)]
+    assert backwards == ["g.wav", "c.wav", "am.wav", "fm.wav", "thump.wav"]  # keyless last either way

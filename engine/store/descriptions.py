@@ -36,6 +36,13 @@ def write_categories(conn, track_id: str, c: CategoryScores) -> None:
     )
 
 
+# Tracks analysed by older versions than the two bound (features, description), or never.
+_OUTDATED = (
+    "FROM tracks t LEFT JOIN features f ON f.track_id = t.id LEFT JOIN descriptions d ON d.track_id = t.id"
+    " WHERE coalesce(f.feature_version, 0) < ? OR coalesce(d.version, 0) < ?"
+)
+
+
 class Descriptions:
     def __init__(self, db: Database, journal: Journal):
         self._db = db
@@ -56,18 +63,17 @@ class Descriptions:
         self._journal.record("describe", track_id)  # search indexes read its tempo again
         return True
 
-    def to_analyse(self, *, feature_version: int, description_version: int, limit: int | None = None
-                   ) -> list[str]:
+    def to_analyse(self, *, feature_version: int, description_version: int, limit: int) -> list[str]:
         """Ids of tracks whose features or description are older than the given versions (or absent),
         present ones first; oldest import first."""
         return [track_id for (track_id,) in self._db.rows(
             "list tracks to analyse",
-            "SELECT t.id FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
-            " LEFT JOIN descriptions d ON d.track_id = t.id"
-            " WHERE coalesce(f.feature_version, 0) < ? OR coalesce(d.version, 0) < ?"
-            " ORDER BY EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id), t.created_at, t.id"
-            " LIMIT ?",
-            [feature_version, description_version, limit if limit is not None else 2**62])]
+            f"SELECT t.id {_OUTDATED} ORDER BY EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id),"
+            " t.created_at, t.id LIMIT ?", [feature_version, description_version, limit])]
+
+    def count_to_analyse(self, *, feature_version: int, description_version: int) -> int:
+        return self._db.rows("count tracks to analyse", f"SELECT count(*) {_OUTDATED}",
+                             [feature_version, description_version])[0][0]
 
     # -- categories --------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import NotFoundError
+from engine.keys import TONICS
 from engine.store.database import Database, at_or_under, id_list
 from engine.store.descriptions import write_categories, write_description
 from engine.store.embeddings import embedded, write_embedding, write_failure
@@ -35,12 +36,21 @@ log = logging.getLogger(__name__)
 
 _FROM = TRACK_FROM
 
+# A key's place on the Camelot wheel (1A, 1B, 2A, ... 12B: neighbours mix), as SQL; NULL without a
+# key or its mode. camelot(): major (8 + 7 pc) mod 12, minor (5 + 7 pc) mod 12, 0 read as 12.
+CAMELOT_ORDER = (
+    "CASE WHEN d.key_mode IN ('major', 'minor') THEN"
+    " ((CASE d.key_mode WHEN 'major' THEN 8 ELSE 5 END"
+    f" + 7 * (list_position([{', '.join(repr(t) for t in TONICS)}], d.key_tonic) - 1) + 11) % 12 + 1) * 2"
+    " + (d.key_mode = 'major')::INTEGER END"
+)
+
 # Sort keys a caller may choose, mapped to fixed SQL: never the caller's text.
 SORTABLE = {
     "created_at": "t.created_at", "filename": "lower(t.filename)", "duration": "t.duration",
     "tempo": "f.tempo", "spectral_centroid": "f.spectral_centroid", "rms_energy": "f.rms_energy",
     "zero_crossing_rate": "f.zero_crossing_rate", "file_size": "t.file_size", "format": "t.format",
-    "kind": "d.kind", "key": "concat_ws(' ', d.key_tonic, d.key_mode)", "category": "c.members[1]",
+    "kind": "d.kind", "key": CAMELOT_ORDER, "category": "c.members[1]",
 }
 
 # Every table holding rows of a track, children first.
