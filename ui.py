@@ -23,7 +23,7 @@ import streamlit as st
 from engine.auth import verify_password
 from engine.config import Settings, load_settings
 from engine.errors import EngineError
-from engine.library import CATEGORIES, KINDS, Library
+from engine.library import CATEGORIES, KINDS, Filters, Library
 
 
 def _leave_legacy_pages_mode(*, from_app: bool) -> None:
@@ -84,7 +84,7 @@ def _warm_model(lib: Library) -> None:
     steps = (
         # Importing plotly and drawing the figures take most of a second: do it
         # before anyone opens Analytics.
-        lambda: chart_figures(lib.revision, lib),
+        lambda: chart_figures(lib.revision, lib, Filters()),
         lib.prepare_search,
         # Tracks an older analysis described get kind, key and categories, in the background;
         # after the model, so their categories are scored as the pass ends.
@@ -108,20 +108,21 @@ def warming_up(lib: Library) -> bool:
     return timer is not None and timer.is_alive()
 
 
-def charts() -> dict | None:
-    """The analytics figures of the library as it is now (None for an empty library): tempo
-    (None when no track has a pulse), centroid, duration, loudness and scatter; and what the
-    samples are: kinds, keys (None when no track has a key) and categories (None when none is scored)."""
+def charts(filters: Filters = Filters()) -> dict | None:
+    """The analytics figures of the library as it is now, of the tracks passing ``filters`` (None
+    when there are none): tempo (None when no track has a pulse), centroid, duration, loudness and
+    scatter; and what the samples are: kinds, keys (None when no track has a key) and categories
+    (None when none is scored)."""
     lib = library()
-    return chart_figures(lib.revision, lib)
+    return chart_figures(lib.revision, lib, filters)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def chart_figures(revision: int, _lib: Library) -> dict | None:
+def chart_figures(revision: int, _lib: Library, filters: Filters = Filters()) -> dict | None:
     """charts() for one library revision; ``_lib`` is left out of the cache key."""
     import plotly.express as px
 
-    data = _lib.distributions()
+    data = _lib.distributions(filters)
     if data is None:
         return None
     tempo, scatter, kind = data["tempo"], data["scatter"], data["scatter_kind"]

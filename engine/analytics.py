@@ -4,12 +4,23 @@ tempo, brightness, length and level, and what they are (kind, key, category)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from engine import categories as vocabulary
 from engine.keys import MODES, TONICS, camelot, key_label
 from engine.store.database import Database
 from engine.store.types import CATEGORY_MODEL
+
+# Every function takes ``within``: given the column that holds a track id, SQL (with its
+# parameters) keeping the rows of the tracks being charted: a filter's (``Tracks.within``) or all.
+Within = Callable[[str], tuple[str, list]]
+
+
+def everything(column: str) -> tuple[str, list]:
+    return "TRUE", []
+
+
+ALL: Within = everything
 
 if TYPE_CHECKING:  # pandas costs about 0.4 s to import: not on the dashboard's first page
     import pandas as pd
@@ -21,31 +32,35 @@ CENTROID_CEILING_HZ = 12_000.0  # brighter tracks share the top bin
 LOUDNESS_BIN_DB = 3.0
 
 
-def tempo_histogram(db: Database, *, width_bpm: float = TEMPO_BIN_BPM) -> pd.DataFrame:
+def tempo_histogram(db: Database, *, width_bpm: float = TEMPO_BIN_BPM, within: Within = ALL) -> pd.DataFrame:
     """Tracks per tempo bin: columns bin_start (BPM), count. Tracks without a pulse are left out."""
+    scope, scoped = within("track_id")
     return db.frame(
         "summarise tempo",
         "SELECT floor(tempo / ?) * ? AS bin_start, count(*) AS count FROM features"
-        " WHERE tempo IS NOT NULL GROUP BY bin_start ORDER BY bin_start",
-        [width_bpm, width_bpm],
+        f" WHERE tempo IS NOT NULL AND {scope} GROUP BY bin_start ORDER BY bin_start",
+        [width_bpm, width_bpm, *scoped],
     )
 
 
-def centroid_histogram(db: Database, *, width_hz: float = CENTROID_BIN_HZ, ceiling_hz: float = CENTROID_CEILING_HZ) -> pd.DataFrame:
+def centroid_histogram(db: Database, *, width_hz: float = CENTROID_BIN_HZ, ceiling_hz: float = CENTROID_CEILING_HZ,
+                       within: Within = ALL) -> pd.DataFrame:
     """Tracks per spectral-centroid bin (Hz); centroids above ``ceiling_hz`` share the last bin."""
+    scope, scoped = within("track_id")
     return db.frame(
         "summarise spectral centroid",
         "SELECT floor(least(spectral_centroid, ?) / ?) * ? AS bin_start, count(*) AS count FROM features"
-        " WHERE spectral_centroid > 0 GROUP BY bin_start ORDER BY bin_start",
-        [ceiling_hz - 1e-6, width_hz, width_hz],
+        f" WHERE spectral_centroid > 0 AND {scope} GROUP BY bin_start ORDER BY bin_start",
+        [ceiling_hz - 1e-6, width_hz, width_hz, *scoped],
     )
 
 
 DURATION_EDGES = [0, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600]
 
 
-def duration_histogram(db: Database) -> pd.DataFrame:
+def duration_histogram(db: Database, *, within: Within = ALL) -> pd.DataFrame:
     """Tracks per duration band (one-shots to full tracks): columns band, count, in band order."""
+    scope, scoped = within("id")
     import pandas as pd
 
     labels = [f"{_short(lo)}–{_short(hi)}" for lo, hi in zip(DURATION_EDGES, DURATION_EDGES[1:])]
@@ -53,52 +68,56 @@ def duration_histogram(db: Database) -> pd.DataFrame:
     counts = db.frame(
         "summarise durations",
         "SELECT len(list_filter(?::DOUBLE[], x -> x <= duration)) - 1 AS band, count(*) AS count"
-        " FROM tracks GROUP BY band",
-        [DURATION_EDGES],
+        f" FROM tracks WHERE {scope} GROUP BY band",
+        [DURATION_EDGES, *scoped],
     )
     by_band = dict(zip(counts["band"].astype(int), counts["count"].astype(int)))
     return pd.DataFrame({"band": labels, "count": [by_band.get(i, 0) for i in range(len(labels))]})
 
 
-def loudness_histogram(db: Database, *, width_db: float = LOUDNESS_BIN_DB) -> pd.DataFrame:
+def loudness_histogram(db: Database, *, width_db: float = LOUDNESS_BIN_DB, within: Within = ALL) -> pd.DataFrame:
     """Tracks per RMS level bin in dBFS (20·log10 of the mean RMS); silence is left out."""
+    scope, scoped = within("track_id")
     return db.frame(
         "summarise loudness",
         "SELECT floor(20 * log10(rms_energy) / ?) * ? AS bin_start, count(*) AS count FROM features"
-        " WHERE rms_energy > 1e-6 GROUP BY bin_start ORDER BY bin_start",
-        [width_db, width_db],
+        f" WHERE rms_energy > 1e-6 AND {scope} GROUP BY bin_start ORDER BY bin_start",
+        [width_db, width_db, *scoped],
     )
 
 
-def tempo_vs_centroid(db: Database) -> tuple[str, pd.DataFrame]:
+def tempo_vs_centroid(db: Database, *, within: Within = ALL) -> tuple[str, pd.DataFrame]:
     """("points", one row per track with filename) for small libraries, else ("density", binned counts)."""
-    total = db.frame("count tracks", "SELECT count(*) AS n FROM features WHERE tempo IS NOT NULL")["n"][0]
+    scope, scoped = within("f.track_id")
+    where, params = f"f.tempo IS NOT NULL AND {scope}", scoped
+    total = db.frame("count tracks", f"SELECT count(*) AS n FROM features f WHERE {where}", params)["n"][0]
     if total <= SCATTER_POINTS:
         return "points", db.frame(
             "read tempo and centroid",
             "SELECT t.filename, f.tempo, f.spectral_centroid FROM features f JOIN tracks t ON t.id = f.track_id"
-            " WHERE f.tempo IS NOT NULL ORDER BY t.filename",
+            f" WHERE {where} ORDER BY t.filename", params,
         )
     return "density", db.frame(
         "bin tempo against centroid",
         "SELECT floor(tempo / ?) * ? AS tempo, floor(least(spectral_centroid, ?) / ?) * ? AS spectral_centroid,"
-        " count(*) AS count FROM features WHERE tempo IS NOT NULL GROUP BY ALL",
-        [TEMPO_BIN_BPM, TEMPO_BIN_BPM, CENTROID_CEILING_HZ - 1e-6, CENTROID_BIN_HZ, CENTROID_BIN_HZ],
+        f" count(*) AS count FROM features f WHERE {where} GROUP BY ALL",
+        [TEMPO_BIN_BPM, TEMPO_BIN_BPM, CENTROID_CEILING_HZ - 1e-6, CENTROID_BIN_HZ, CENTROID_BIN_HZ, *params],
     )
 
 
 NOT_ANALYSED = "not analysed"
 
 
-def kind_counts(db: Database) -> pd.DataFrame:
+def kind_counts(db: Database, *, within: Within = ALL) -> pd.DataFrame:
     """Tracks per kind: columns kind, count; every kind in KINDS order (0 when absent), then
     NOT_ANALYSED for tracks without a description, when there are any."""
+    scope, scoped = within("t.id")
     import pandas as pd
 
     counts = db.frame(
         "count kinds",
         "SELECT d.kind, count(*) AS count FROM tracks t LEFT JOIN descriptions d ON d.track_id = t.id"
-        " GROUP BY d.kind",
+        f" WHERE {scope} GROUP BY d.kind", scoped,
     )
     by_kind = {kind: int(n) for kind, n in zip(counts["kind"], counts["count"]) if isinstance(kind, str)}
     kinds = list(vocabulary.KINDS)
@@ -121,15 +140,16 @@ def camelot_order() -> list[tuple[str, str]]:
     return sorted(((tonic, mode) for tonic in TONICS for mode in MODES), key=position)
 
 
-def key_counts(db: Database) -> pd.DataFrame:
+def key_counts(db: Database, *, within: Within = ALL) -> pd.DataFrame:
     """Tracks per key: columns tonic, mode, key ("F minor"), camelot ("4A"), count; all 24 keys in
     Camelot order (0 when absent). Tracks without a key, or whose name gave only a note, are left out."""
+    scope, scoped = within("track_id")
     import pandas as pd
 
     counts = db.frame(
         "count keys",
         "SELECT key_tonic, key_mode, count(*) AS count FROM descriptions"
-        " WHERE key_tonic IS NOT NULL AND key_mode IS NOT NULL GROUP BY ALL",
+        f" WHERE key_tonic IS NOT NULL AND key_mode IS NOT NULL AND {scope} GROUP BY ALL", scoped,
     )
     by_key = {(tonic, mode): int(n) for tonic, mode, n in zip(counts["key_tonic"], counts["key_mode"], counts["count"])}
     keys = camelot_order()
@@ -142,9 +162,10 @@ def key_counts(db: Database) -> pd.DataFrame:
     })
 
 
-def category_counts(db: Database) -> pd.DataFrame:
+def category_counts(db: Database, *, within: Within = ALL) -> pd.DataFrame:
     """Tracks per best category (of the model reads show): columns category, count, most first
     (ties in vocabulary order). Tracks without categories are left out."""
+    scope, scoped = within("c.track_id")
     names = list(vocabulary.NAMES)
     # A row of another vocabulary (until recomputed) has another length: Track shows it as none too.
     return db.frame(
@@ -152,24 +173,26 @@ def category_counts(db: Database) -> pd.DataFrame:
         "SELECT c.members[1] AS category, count(*) AS count FROM track_categories c"
         f" JOIN tracks t ON t.id = c.track_id WHERE c.model_id = {CATEGORY_MODEL}"
         " AND octet_length(c.scores) = ? AND list_contains(?::VARCHAR[], c.members[1])"
+        f" AND {scope}"
         " GROUP BY category ORDER BY count DESC, list_position(?::VARCHAR[], category)",
-        [4 * len(names), names, names],
+        [4 * len(names), names, *scoped, names],
     )
 
 
-def distributions(db: Database) -> dict | None:
-    """Every distribution Analytics draws, or None for an empty library: frames ``tempo``,
+def distributions(db: Database, *, within: Within = ALL) -> dict | None:
+    """Every distribution Analytics draws, or None for an empty library (or selection): frames ``tempo``,
     ``centroid``, ``duration``, ``loudness`` and ``scatter`` with ``scatter_kind`` ("points" or
     "density"), the bin widths the histograms were counted in, and what the samples are:
     ``kinds``, ``keys`` and ``categories``."""
-    duration = duration_histogram(db)
+    duration = duration_histogram(db, within=within)
     if duration["count"].sum() == 0:
         return None
-    scatter_kind, scatter = tempo_vs_centroid(db)
-    return {"tempo": tempo_histogram(db), "centroid": centroid_histogram(db), "duration": duration,
-            "loudness": loudness_histogram(db), "scatter": scatter, "scatter_kind": scatter_kind,
-            "tempo_bin_bpm": TEMPO_BIN_BPM, "centroid_bin_hz": CENTROID_BIN_HZ, "loudness_bin_db": LOUDNESS_BIN_DB,
-            "kinds": kind_counts(db), "keys": key_counts(db), "categories": category_counts(db)}
+    scatter_kind, scatter = tempo_vs_centroid(db, within=within)
+    return {"tempo": tempo_histogram(db, within=within), "centroid": centroid_histogram(db, within=within),
+            "duration": duration, "loudness": loudness_histogram(db, within=within), "scatter": scatter,
+            "scatter_kind": scatter_kind, "tempo_bin_bpm": TEMPO_BIN_BPM, "centroid_bin_hz": CENTROID_BIN_HZ,
+            "loudness_bin_db": LOUDNESS_BIN_DB, "kinds": kind_counts(db, within=within),
+            "keys": key_counts(db, within=within), "categories": category_counts(db, within=within)}
 
 
 def _short(seconds: float) -> str:

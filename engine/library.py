@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -250,9 +251,10 @@ class Library:
             return Path(track.path)
         return self._store.files.absolute_path(track)
 
-    def distributions(self) -> dict | None:
-        """The binned distributions Analytics draws (pandas frames), or None for an empty library."""
-        return analytics.distributions(self._store.db)
+    def distributions(self, filters: Filters = Filters()) -> dict | None:
+        """The binned distributions Analytics draws (pandas frames) of the tracks passing ``filters``
+        (all tracks without), or None when there are none."""
+        return analytics.distributions(self._store.db, within=partial(self._store.tracks.within, filters))
 
     # -- the model ------------------------------------------------------------
 

@@ -3,13 +3,23 @@
 import streamlit as st
 
 import ui
+from engine.errors import InputError
+from engine.library import Filters
 
 ui.require_login()
 st.title("Analytics")
-figures = ui.charts()
+with st.expander("Show only"):
+    described = ui.description_filters()
+try:
+    filters = Filters(**described)
+except InputError as error:  # the choices stay on screen, to be changed
+    ui.show_error(error)
+    st.stop()
+figures = ui.charts(filters)
 
 if figures is None:
-    st.info("Nothing to chart yet: add some files on the Upload page.")
+    st.info("No tracks match these choices." if filters != Filters() else
+            "Nothing to chart yet: add some files on the Upload page.")
     st.stop()
 
 left, right = st.columns(2)

@@ -9,7 +9,7 @@ import pytest
 from engine import categories
 from engine.analytics import NOT_ANALYSED, camelot_order
 from engine.keys import MODES, TONICS, camelot
-from engine.library import KINDS
+from engine.library import KINDS, Filters
 from tests import fixtures_music as music
 from tests.fixtures_audio import write_audio
 
@@ -114,3 +114,19 @@ def test_categories_leave_out_uncategorised_tracks_and_other_models(described):
     db.execute("choose another model", "UPDATE library_state SET value = 'another-model' WHERE key = 'category_model'")
     assert described.distributions()["categories"].empty
     assert described.distributions()["kinds"]["count"].sum() == len(tracks)  # the rest is unaffected
+
+
+def test_distributions_of_a_selection_count_only_its_tracks(described):
+    """Analytics shows only the chosen kinds, keys or categories: every chart counts the same tracks."""
+    library = described
+    everything = library.distributions()
+    loops = library.distributions(Filters(kinds=("loop",)))
+    expected = library.count(Filters(kinds=("loop",)))
+    assert 0 < expected < library.count()
+    assert int(loops["duration"]["count"].sum()) == expected
+    assert dict(zip(loops["kinds"]["kind"], loops["kinds"]["count"]))["loop"] == expected
+    assert int(loops["kinds"]["count"].sum()) == expected
+    assert int(loops["centroid"]["count"].sum()) <= expected < int(everything["centroid"]["count"].sum())
+    keyed = library.distributions(Filters(key="F minor"))
+    assert int(keyed["keys"]["count"].sum()) == library.count(Filters(key="F minor"))
+    assert library.distributions(Filters(kinds=("long",))) is None

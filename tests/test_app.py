@@ -11,6 +11,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from engine.clap import get_embedder, reset_embedders
+from engine.library import Filters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,6 +228,14 @@ def test_analytics_empty_and_populated(app, audio_dir, tmp_path):
     assert [len(trace["theta"]) for trace in wheel] == [12, 12]
     keyed = [t for t in ui.library().tracks(limit=100) if t.key_mode]
     assert sum(sum(_values(trace["r"])) for trace in wheel) == len(keyed) > 0
+    # "Show only" one kind: every chart counts just those tracks.
+    loops = ui.library().count(Filters(kinds=("loop",)))
+    assert 0 < loops < ui.library().count()
+    widget(at.multiselect, "Kind").select("loop").run()
+    assert not at.exception
+    kinds = json.loads(at.get("plotly_chart")[-3].proto.spec)["data"][0]
+    assert dict(zip(kinds["x"], _values(kinds["y"]))).get("loop") == loops
+    assert sum(_values(kinds["y"])) == loops
 
 
 def test_analytics_without_keys_or_categories_says_so(app, monkeypatch, tmp_path):

@@ -217,6 +217,14 @@ class Tracks:
         where, params = _where(filters, name, missing)
         return self._db.rows("count tracks", f"SELECT count(*) {_FROM} WHERE {where}", params)[0][0]
 
+    def within(self, filters: Filters, column: str) -> tuple[str, list]:
+        """SQL (and its parameters) keeping rows whose ``column`` is the id of a present track
+        passing ``filters``; "TRUE" without filters. For queries over other tables (analytics)."""
+        if filters == Filters():
+            return "TRUE", []
+        where, params = _where(filters, None)
+        return f"{column} IN (SELECT t.id {_FROM} WHERE {where})", params
+
     def matching_ids(self, filters: Filters) -> set[str]:
         """Ids of present tracks passing ``filters`` (a search's filter on what a sample is)."""
         where, params = _where(filters, None)
