@@ -27,12 +27,18 @@ def write_description(conn, track_id: str, d: Description) -> None:
     )
 
 
+def category_key(track_id: str, model_id: str) -> str:
+    """track_categories' one-column key (see migration 0006)."""
+    return f"{track_id}:{model_id}"
+
+
 def write_categories(conn, track_id: str, c: CategoryScores) -> None:
     """Write (or replace) one track's category scores from one model, inside an open transaction."""
     conn.execute(
-        "INSERT OR REPLACE INTO track_categories (track_id, model_id, version, scores, members)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [track_id, c.model_id, c.version, np.ascontiguousarray(c.scores, dtype="<f4").tobytes(), c.members],
+        "INSERT OR REPLACE INTO track_categories (key, track_id, model_id, version, scores, members)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [category_key(track_id, c.model_id), track_id, c.model_id, c.version,
+         np.ascontiguousarray(c.scores, dtype="<f4").tobytes(), c.members],
     )
 
 
@@ -78,7 +84,7 @@ class Descriptions:
     # -- categories --------------------------------------------------------------
 
     def category_model(self) -> str | None:
-        """The model whose categories reads show."""
+        """The model whose categories reads show (CATEGORY_MODEL in SQL)."""
         rows = self._db.rows("read the category model", "SELECT value FROM library_state WHERE key = 'category_model'")
         return rows[0][0] if rows else None
 
@@ -113,7 +119,7 @@ class Descriptions:
             "list tracks to categorise",
             "SELECT e.track_id, e.embedding, d.name_category FROM track_embeddings e"
             " LEFT JOIN descriptions d ON d.track_id = e.track_id"
-            " LEFT JOIN track_categories c ON c.track_id = e.track_id AND c.model_id = e.model_id"
+            " LEFT JOIN track_categories c ON c.key = e.track_id || ':' || e.model_id"
             " WHERE e.model_id = ? AND e.pipeline_version = ? AND (c.version IS NULL OR c.version <> ?)"
             " ORDER BY e.track_id",
             [model_id, pipeline_version, version],
@@ -124,6 +130,7 @@ class Descriptions:
         if not rows:
             return
         table = pa.table({
+            "key": [category_key(track_id, c.model_id) for track_id, c in rows],
             "track_id": [track_id for track_id, _ in rows],
             "model_id": [c.model_id for _, c in rows],
             "version": pa.array([c.version for _, c in rows], pa.int32()),
@@ -134,8 +141,8 @@ class Descriptions:
         with self._db.transaction("save categories") as conn:
             conn.register("new_categories", table)
             try:
-                conn.execute("INSERT OR REPLACE INTO track_categories SELECT track_id, model_id, version, scores,"
-                             " members FROM new_categories")
+                conn.execute("INSERT OR REPLACE INTO track_categories SELECT key, track_id, model_id, version,"
+                             " scores, members FROM new_categories")
             finally:
                 conn.unregister("new_categories")
         self._journal.record("categories", "*")

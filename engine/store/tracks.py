@@ -8,13 +8,14 @@ of its import job commit in one transaction, or none of it does.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import NotFoundError
 from engine.keys import TONICS
 from engine.store.database import Database, at_or_under, id_list
-from engine.store.descriptions import write_categories, write_description
+from engine.store.descriptions import category_key, write_categories, write_description
 from engine.store.embeddings import embedded, write_embedding, write_failure
 from engine.store.files import ManagedFiles
 from engine.store.jobs import finish_job
@@ -22,6 +23,10 @@ from engine.store.journal import Journal
 from engine.store.sources import Sources, upsert_source
 from engine.store.types import (
     IS_MISSING,
+    CATEGORY_JOIN,
+    CATEGORY_MODEL,
+    DESCRIBED_FIELDS,
+    DESCRIPTION_JOIN,
     TRACK_COLUMNS,
     TRACK_FROM,
     EmbeddingWrite,
@@ -34,7 +39,6 @@ from engine.store.types import (
 
 log = logging.getLogger(__name__)
 
-_FROM = TRACK_FROM
 
 # A key's place on the Camelot wheel (1A, 1B, 2A, ... 12B: neighbours mix), as SQL; NULL without a
 # key or its mode. camelot(): major (8 + 7 pc) mod 12, minor (5 + 7 pc) mod 12, 0 read as 12.
@@ -157,7 +161,7 @@ class Tracks:
     # -- reading --------------------------------------------------------------
 
     def get(self, track_id: str) -> Track:
-        rows = self._db.rows("read a track", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id = ?", [track_id])
+        rows = self._db.rows("read a track", f"SELECT {TRACK_COLUMNS} {TRACK_FROM} WHERE t.id = ?", [track_id])
         if not rows:
             raise NotFoundError(f"no track with id {track_id!r} in the library.", hint="List tracks with 'list'.")
         return self._located(rows)[0]
@@ -168,16 +172,30 @@ class Tracks:
         if not track_ids:
             return {}
         in_list, values = id_list(track_ids)
-        rows = self._db.rows("read tracks", f"SELECT {TRACK_COLUMNS} {_FROM} WHERE t.id IN {in_list}", values)
-        tracks = self._located(rows) if located else [track_from_row(row) for row in rows]
+        rows = self._db.rows("read tracks", f"SELECT {TRACK_COLUMNS} {TRACK_FROM} WHERE t.id IN {in_list}", values)
+        tracks = self._located(rows) if located else self._assemble(rows)
         return {track.id: track for track in tracks}
 
+    def _assemble(self, rows: list[tuple]) -> list[Track]:
+        """Tracks from TRACK_COLUMNS rows, with their descriptions and shown categories."""
+        if not rows:
+            return []
+        in_list, values = id_list([row[0] for row in rows])
+        described = {row[0]: row[1:] for row in self._db.rows(
+            "read descriptions", f"SELECT track_id, {', '.join(DESCRIBED_FIELDS)} FROM descriptions"
+            f" WHERE track_id IN {in_list}", values)}
+        model = self._db.rows("read the category model", f"SELECT {CATEGORY_MODEL}")[0][0]
+        keys, key_values = id_list([category_key(row[0], model) for row in rows] if model else [])
+        categorised = {row[0]: row[1:] for row in self._db.rows(
+            "read categories", f"SELECT track_id, members, scores FROM track_categories WHERE key IN {keys}",
+            key_values)} if model else {}
+        return [track_from_row(row, described.get(row[0]), categorised.get(row[0])) for row in rows]
+
     def _located(self, rows: list[tuple]) -> list[Track]:
-        """Tracks from TRACK_COLUMNS rows, with every path where their content is."""
+        """``_assemble``, with every path where each track's content is."""
         paths = self._sources.of([row[0] for row in rows])
         tracks = []
-        for row in rows:
-            track = track_from_row(row)
+        for track in self._assemble(rows):
             managed = [str(self._files.absolute_path(track))] if track.storage == "managed" else []
             tracks.append(replace(track, locations=tuple(managed + paths.get(track.id, []))))
         return tracks
@@ -207,15 +225,15 @@ class Tracks:
         direction = "DESC" if descending else "ASC"
         rows = self._db.rows(
             "list tracks",
-            f"SELECT {TRACK_COLUMNS} {_FROM} WHERE {where} ORDER BY {order} {direction} NULLS LAST, t.id"
-            " LIMIT ? OFFSET ?",
+            f"SELECT {TRACK_COLUMNS} {_from(where + order)} WHERE {where}"
+            f" ORDER BY {order} {direction} NULLS LAST, t.id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return self._located(rows)
 
     def count(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False) -> int:
         where, params = _where(filters, name, missing)
-        return self._db.rows("count tracks", f"SELECT count(*) {_FROM} WHERE {where}", params)[0][0]
+        return self._db.rows("count tracks", f"SELECT count(*) {_from(where)} WHERE {where}", params)[0][0]
 
     def within(self, filters: Filters, column: str) -> tuple[str, list]:
         """SQL (and its parameters) keeping rows whose ``column`` is the id of a present track
@@ -223,12 +241,12 @@ class Tracks:
         if filters == Filters():
             return "TRUE", []
         where, params = _where(filters, None)
-        return f"{column} IN (SELECT t.id {_FROM} WHERE {where})", params
+        return f"{column} IN (SELECT t.id {_from(where)} WHERE {where})", params
 
     def matching_ids(self, filters: Filters) -> set[str]:
         """Ids of present tracks passing ``filters`` (a search's filter on what a sample is)."""
         where, params = _where(filters, None)
-        return {track_id for (track_id,) in self._db.rows("filter tracks", f"SELECT t.id {_FROM} WHERE {where}",
+        return {track_id for (track_id,) in self._db.rows("filter tracks", f"SELECT t.id {_from(where)} WHERE {where}",
                                                            params)}
 
     def stats(self) -> dict:
@@ -291,6 +309,12 @@ class Tracks:
         return sorted(set(ids))
 
 
+def _from(sql: str) -> str:
+    """TRACK_FROM, joined with descriptions (d) and categories (c) when ``sql`` refers to them."""
+    return (TRACK_FROM + (DESCRIPTION_JOIN if re.search(r"\bd\.", sql) else "")
+            + (CATEGORY_JOIN if re.search(r"\bc\.", sql) else ""))
+
+
 def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[str, list]:
     clauses, params = [f"{IS_MISSING} = ?"], [missing]
     if name:
@@ -312,7 +336,8 @@ def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[s
 
 
 def description_where(filters: Filters) -> tuple[str, list]:
-    """SQL over TRACK_FROM's d and c for the filters on what a sample is ("" when there are none)."""
+    """SQL over d (descriptions) and c (categories) for the filters on what a sample is ("" when there
+    are none); ``_from`` joins what it uses."""
     clauses, params = [], []
     if filters.kinds:
         clauses.append("d.kind IN (SELECT unnest(?::VARCHAR[]))")

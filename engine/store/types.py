@@ -149,27 +149,27 @@ class Track(_Keyed):
 IS_MISSING = "EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
 # The model whose categories reads show (engine.store.descriptions).
 CATEGORY_MODEL = "(SELECT value FROM library_state WHERE key = 'category_model')"
-# What every track read joins: t tracks, f features, d descriptions, c the shown categories.
-TRACK_FROM = (
-    "FROM tracks t LEFT JOIN features f ON f.track_id = t.id LEFT JOIN descriptions d ON d.track_id = t.id"
-    f" LEFT JOIN track_categories c ON c.track_id = t.id AND c.model_id = {CATEGORY_MODEL}"
-)
-_TABLE_OF = {"tempo": "f", "spectral_centroid": "f", "zero_crossing_rate": "f", "rms_energy": "f",
-             "feature_version": "f", "kind": "d", "tempo_source": "d", "key_tonic": "d", "key_mode": "d",
-             "key_confidence": "d", "key_source": "d"}
-# Column list matching Track's fields up to ``missing``, then the categories' two columns;
-# ``locations`` comes from the sources table (track_from_row and Tracks._located).
+# Track's fields from the descriptions table, read for the rows in hand (Tracks._assemble): joining
+# descriptions and categories into every read made a 20-track lookup five times slower at 100k tracks.
+DESCRIBED_FIELDS = ("kind", "tempo_source", "key_tonic", "key_mode", "key_confidence", "key_source")
+_FEATURE_FIELDS = {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
+BASE_FIELDS = tuple(field.name for field in fields(Track)
+                    if field.name not in (*DESCRIBED_FIELDS, "categories", "locations"))
+# Columns of BASE_FIELDS, in order, over t (tracks) and f (features).
 TRACK_COLUMNS = ", ".join(
-    [IS_MISSING if field.name == "missing" else f"{_TABLE_OF.get(field.name, 't')}.{field.name}"
-     for field in fields(Track) if field.name not in ("categories", "locations")]
-    + ["c.members", "c.scores"]
+    IS_MISSING if name == "missing" else f"{'f' if name in _FEATURE_FIELDS else 't'}.{name}" for name in BASE_FIELDS
 )
+TRACK_FROM = "FROM tracks t LEFT JOIN features f ON f.track_id = t.id"
+# What filters and sorts on what a sample is join in: d descriptions, c the shown categories.
+DESCRIPTION_JOIN = " LEFT JOIN descriptions d ON d.track_id = t.id"
+CATEGORY_JOIN = f" LEFT JOIN track_categories c ON c.track_id = t.id AND c.model_id = {CATEGORY_MODEL}"
 
 
-def track_from_row(row: tuple) -> Track:
-    """A Track from a row of TRACK_COLUMNS (without locations)."""
-    *values, members, scores = row
-    return Track(*values, categories=category_scores(members, scores))
+def track_from_row(row: tuple, described: tuple | None = None, categorised: tuple | None = None) -> Track:
+    """A Track from a row of TRACK_COLUMNS, its DESCRIBED_FIELDS values and its (members, scores)."""
+    values = dict(zip(BASE_FIELDS, row))
+    values.update(zip(DESCRIBED_FIELDS, described or (None,) * len(DESCRIBED_FIELDS)))
+    return Track(**values, categories=category_scores(*categorised) if categorised else ())
 
 
 def category_scores(members: list[str] | None, scores: bytes | None) -> tuple[tuple[str, float], ...]:
