@@ -85,6 +85,6 @@ class Store:
 
 __all__ = [
     "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "CategoryScores", "Change", "Description", "Embedded",
-    "EmbeddingFailure", "EmbeddingWrite", "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack", "Source", "Store", "Track", "TrackRecord",
-    "WindowSet",
+    "EmbeddingFailure", "EmbeddingWrite", "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack",
+    "Source", "Store", "Track", "TrackRecord", "WindowSet",
 ]

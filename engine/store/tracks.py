@@ -22,11 +22,11 @@ from engine.store.jobs import finish_job
 from engine.store.journal import Journal
 from engine.store.sources import Sources, upsert_source
 from engine.store.types import (
-    IS_MISSING,
     CATEGORY_JOIN,
     CATEGORY_MODEL,
     DESCRIBED_FIELDS,
     DESCRIPTION_JOIN,
+    IS_MISSING,
     TRACK_COLUMNS,
     TRACK_FROM,
     EmbeddingWrite,
