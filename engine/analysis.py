@@ -6,9 +6,11 @@ key (from each block's magnitude, as it goes by) all come from that pass.
 Then the file's name has its say, by these rules:
 
 - tempo: none for a one-shot. A tempo in the name wins when the audio agrees
-  with it within an octave (140 named, 70 heard: 140), or when the audio
-  hears no pulse in a loop whose duration is a whole number of bars at the
-  named tempo (a pad loop). Otherwise the audio's tempo stands.
+  with it within an octave, either way: 140 named and 70 heard is 140, and
+  70 named and 140 heard is 70, since whether a half-time groove counts in
+  70 or 140 is the pack author's call, not a measurement. It also wins when
+  the audio hears no pulse in a loop whose duration is a whole number of
+  bars at the named tempo (a pad loop). Otherwise the audio's tempo stands.
 - key: a key in the name wins when the audio's key is the same, a fifth
   away, relative or parallel, or when the audio hears no key (packs key
   drum loops to their kit). A name naming only a note ("Kick_C#") takes its
