@@ -42,10 +42,12 @@ def write_categories(conn, track_id: str, c: CategoryScores) -> None:
     )
 
 
-# Tracks analysed by older versions than the two bound (features, description), or never.
+# Tracks analysed by older versions than the two bound (features, description), or never, whose
+# files are there to read (a missing track waits until sync finds it again).
 _OUTDATED = (
     "FROM tracks t LEFT JOIN features f ON f.track_id = t.id LEFT JOIN descriptions d ON d.track_id = t.id"
-    " WHERE coalesce(f.feature_version, 0) < ? OR coalesce(d.version, 0) < ?"
+    " WHERE (coalesce(f.feature_version, 0) < ? OR coalesce(d.version, 0) < ?)"
+    " AND NOT EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id)"
 )
 
 
@@ -70,12 +72,12 @@ class Descriptions:
         return True
 
     def to_analyse(self, *, feature_version: int, description_version: int, limit: int) -> list[str]:
-        """Ids of tracks whose features or description are older than the given versions (or absent),
-        present ones first; oldest import first."""
+        """Ids of present tracks whose features or description are older than the given versions (or
+        absent), oldest import first."""
         return [track_id for (track_id,) in self._db.rows(
             "list tracks to analyse",
-            f"SELECT t.id {_OUTDATED} ORDER BY EXISTS (SELECT 1 FROM missing_tracks m WHERE m.track_id = t.id),"
-            " t.created_at, t.id LIMIT ?", [feature_version, description_version, limit])]
+            f"SELECT t.id {_OUTDATED} ORDER BY t.created_at, t.id LIMIT ?",
+            [feature_version, description_version, limit])]
 
     def count_to_analyse(self, *, feature_version: int, description_version: int) -> int:
         return self._db.rows("count tracks to analyse", f"SELECT count(*) {_OUTDATED}",
