@@ -24,7 +24,7 @@ from engine.ingest import Progress, ProgressCallback, readable_file, report_prog
 from engine.stages import FileResult, measure_decoded
 from engine.store import JobStatus, Store, Track
 
-CHUNK = 256  # tracks listed at a time, so a stop request is heard between chunks
+CHUNK = 256  # tracks listed at a time
 
 
 @dataclass
@@ -64,8 +64,11 @@ def reanalyse(store: Store, settings: Settings, *, progress: ProgressCallback | 
             if not ids:
                 break
             tracks = store.tracks.get_many(ids, located=False)
-            for result in pool.map(lambda track: _one(store, settings, track, progress),
+            for result in pool.map(lambda track: None if stop and stop.is_set() else
+                                   _one(store, settings, track, progress),
                                    [tracks[i] for i in ids if i in tracks]):
+                if result is None:  # stopped: the rest of the chunk is left for next time
+                    continue
                 results.append(result)
                 state.done += 1
                 if result.status == JobStatus.FAILED:

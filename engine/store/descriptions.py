@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.store.database import Database
+from engine.store.database import Database, id_list
 from engine.store.journal import Journal
 from engine.store.types import CategoryScores, Description, Measurements
 
@@ -114,18 +114,21 @@ class Descriptions:
             conn.execute("INSERT OR REPLACE INTO category_vectors (model_id, version, dim, vectors)"
                          " VALUES (?, ?, ?, ?)", [model_id, version, vectors.shape[1], vectors.tobytes()])
 
-    def uncategorised(self, model_id: str, pipeline_version: int, version: int) -> pa.Table:
-        """track_id, embedding (float32 bytes), name_category of tracks with an embedding from the
-        model but no category scores of this vocabulary ``version`` from it."""
-        return self._db.arrow(
+    def uncategorised(self, model_id: str, pipeline_version: int, version: int) -> list[str]:
+        """Ids of tracks with an embedding from the model but no category scores of this vocabulary
+        ``version`` from it. Reads ids only: a dashboard start asks this of every track."""
+        return [track_id for (track_id,) in self._db.rows(
             "list tracks to categorise",
-            "SELECT e.track_id, e.embedding, d.name_category FROM track_embeddings e"
-            " LEFT JOIN descriptions d ON d.track_id = e.track_id"
-            " LEFT JOIN track_categories c ON c.key = e.track_id || ':' || e.model_id"
-            " WHERE e.model_id = ? AND e.pipeline_version = ? AND (c.version IS NULL OR c.version <> ?)"
-            " ORDER BY e.track_id",
-            [model_id, pipeline_version, version],
-        )
+            "SELECT e.track_id FROM track_embeddings e WHERE e.model_id = ? AND e.pipeline_version = ?"
+            " AND NOT EXISTS (SELECT 1 FROM track_categories c WHERE c.key = e.track_id || ':' || e.model_id"
+            " AND c.version = ?) ORDER BY e.track_id",
+            [model_id, pipeline_version, version])]
+
+    def name_categories(self, track_ids: list[str]) -> dict[str, str]:
+        """The path category hint of each track that has one."""
+        in_list, values = id_list(track_ids)
+        return dict(self._db.rows("read category hints", "SELECT track_id, name_category FROM descriptions"
+                                  f" WHERE name_category IS NOT NULL AND track_id IN {in_list}", values))
 
     def save_categories(self, rows: list[tuple[str, CategoryScores]]) -> None:
         """Write many tracks' category scores in one transaction."""
