@@ -6,8 +6,12 @@ import ui
 from engine.errors import InputError
 from engine.library import Filters
 
+# Two views, so a page draws five or three charts, not eight (each costs the browser a draw).
+SOUND, WHAT = "How they sound", "What they are"
+
 ui.require_login()
 st.title("Analytics")
+view = st.radio("View", [SOUND, WHAT], horizontal=True, label_visibility="collapsed")
 with st.expander("Show only"):
     described = ui.description_filters()
 try:
@@ -22,29 +26,29 @@ if figures is None:
             "Nothing to chart yet: add some files on the Upload page.")
     st.stop()
 
-left, right = st.columns(2)
-with left:
-    if figures["tempo"] is None:
-        st.caption("No track has a steady pulse yet, so there is no tempo chart.")
-    else:
-        st.plotly_chart(figures["tempo"], width="stretch")
-    st.plotly_chart(figures["duration"], width="stretch")
-with right:
-    st.plotly_chart(figures["centroid"], width="stretch")
-    st.plotly_chart(figures["loudness"], width="stretch")
-if figures["scatter"] is not None:
-    st.plotly_chart(figures["scatter"], width="stretch")
-
-st.subheader("What the samples are")
-left, right = st.columns(2)
-with left:
-    st.plotly_chart(figures["kinds"], width="stretch")
-with right:
-    if figures["keys"] is None:
-        st.caption("No track has a known key yet, so there is no key chart.")
-    else:
-        st.plotly_chart(figures["keys"], width="stretch")
-if figures["categories"] is None:
-    st.caption("No track has categories yet: they are scored once the search model has loaded.")
+if view == SOUND:
+    left, right = st.columns(2)
+    with left:
+        if figures["tempo"] is None:
+            st.caption("No track has a steady pulse yet, so there is no tempo chart.")
+        else:
+            st.plotly_chart(figures["tempo"], width="stretch")
+        st.plotly_chart(figures["duration"], width="stretch")
+    with right:
+        st.plotly_chart(figures["centroid"], width="stretch")
+        st.plotly_chart(figures["loudness"], width="stretch")
+    if figures["scatter"] is not None:
+        st.plotly_chart(figures["scatter"], width="stretch")
 else:
-    st.plotly_chart(figures["categories"], width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(figures["kinds"], width="stretch")
+    with right:
+        if figures["keys"] is None:
+            st.caption("No track has a known key yet, so there is no key chart.")
+        else:
+            st.plotly_chart(figures["keys"], width="stretch")
+    if figures["categories"] is None:
+        st.caption("No track has categories yet: they are scored once the search model has loaded.")
+    else:
+        st.plotly_chart(figures["categories"], width="stretch")
