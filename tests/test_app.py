@@ -468,10 +468,11 @@ def test_library_shows_and_filters_what_samples_are(app, tmp_path):
     assert set(at.dataframe[0].value["filename"]) == names(library, kinds=("loop",)) >= {"groove_120.wav"}
     widget(at.multiselect, "Kind").set_value([]).run()
 
-    at.selectbox[0].select("Key").run()  # sort
-    keys = list(at.dataframe[0].value["key"])
-    known = [k for k in keys if isinstance(k, str)]
-    assert len(known) >= 3 and known == sorted(known)
+    at.selectbox[0].select("Key").run()  # sort: round the Camelot wheel (1A, 1B, 2A ...), keyless last
+    codes = list(at.dataframe[0].value["camelot"])
+    known = [c for c in codes if isinstance(c, str)]
+    assert len(known) >= 3 and known == sorted(known, key=lambda code: (int(code[:-1]), code[-1]))
+    assert codes[: len(known)] == known
     at.selectbox[0].select("Kind").run()
     kinds = [k for k in at.dataframe[0].value["kind"]]
     assert kinds == sorted(kinds) and len(set(kinds)) > 1
