@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 
 from engine import headers
-from engine.errors import DecodeError, InputError, first_line
+from engine.errors import DecodeError, InputError, TooLargeError, UnsupportedTypeError, first_line
 
 CLAP_RATE = 48_000
 FEATURE_RATE = 22_050
@@ -78,14 +78,7 @@ def check_file(path: Path, *, allowed_extensions, max_size_bytes: int, display_n
     (an upload's original name), defaulting to the path.
     """
     name = display_name or str(path)
-    ext = Path(display_name or path.name).suffix.lower()
-    if ext not in allowed_extensions:
-        allowed = ", ".join(sorted(allowed_extensions))
-        raise InputError(
-            f"{name}: files of type '{ext or '(none)'}' are not accepted.",
-            hint=f"Allowed types: {allowed} (setting TRAUM_ALLOWED_EXTENSIONS).",
-            title="Unsupported file type",
-        )
+    check_type(display_name or path.name, allowed_extensions=allowed_extensions, name=name)
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -100,13 +93,23 @@ def check_file(path: Path, *, allowed_extensions, max_size_bytes: int, display_n
     return stat.st_size
 
 
+def check_type(filename: str, *, allowed_extensions, name: str | None = None) -> None:
+    """Refuse a file whose extension is not allowed (checked before a byte is read)."""
+    ext = Path(filename).suffix.lower()
+    if ext not in allowed_extensions:
+        allowed = ", ".join(sorted(allowed_extensions))
+        raise UnsupportedTypeError(
+            f"{name or filename}: files of type '{ext or '(none)'}' are not accepted.",
+            hint=f"Allowed types: {allowed} (setting TRAUM_ALLOWED_EXTENSIONS).",
+        )
+
+
 def check_size(size: int, *, max_size_bytes: int, name: str) -> None:
     """Refuse ``size`` bytes when over the limit, with the numbers in the message."""
     if size > max_size_bytes:
-        raise InputError(
+        raise TooLargeError(
             f"{name}: {size / 1048576:.1f} MB is over the {max_size_bytes / 1048576:.0f} MB limit.",
             hint="Trim or compress the file, or raise TRAUM_MAX_FILE_SIZE_MB.",
-            title="File too large",
         )
 
 

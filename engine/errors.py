@@ -45,6 +45,18 @@ class DecodeError(InputError):
     title = "Not a decodable audio file"
 
 
+class UnsupportedTypeError(InputError):
+    """A file whose type (extension) is not among the allowed ones."""
+
+    title = "Unsupported file type"
+
+
+class TooLargeError(InputError):
+    """A file over the size limit."""
+
+    title = "File too large"
+
+
 class StoreError(EngineError):
     title = "Library error"
 

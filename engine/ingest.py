@@ -86,31 +86,38 @@ class Ingestor:
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
         """Import one uploaded file now. ``name`` is metadata only, never a path."""
-        items, failed = self.queue_uploads([(name, data)])
-        return failed[0] if failed else self.run_items(items, progress)[0]
+        items, [result] = self.queue_uploads([(name, data)])
+        return self.run_items(items, progress)[0] if items else result
 
     def queue_uploads(self, uploads, *, batch_id: str | None = None) -> tuple[list[Item], list[FileResult]]:
         """Create a job per upload and spool each under data/tmp with a generated name.
 
         ``uploads`` holds (name, data) pairs; data is bytes or a binary file
         object, which is streamed to disk in chunks, so a large upload is
-        never copied in memory. Returns the items ready to run and the
-        uploads refused at once (too large). Queued uploads wait on disk.
+        never copied in memory. Returns the items ready to run, and a result
+        per upload in input order: ``queued`` with its job, or ``failed`` when
+        refused at once (type or size). Queued uploads wait on disk.
         """
         names = [safe_filename(name) for name, _ in uploads]
         job_ids = self.store.jobs.create(batch_id or uuid.uuid4().hex, names)
-        items, failed = [], []
+        items, results = [], []
         for filename, (_, data), job_id in zip(names, uploads, job_ids):
             try:
-                audio.check_size(payload_size(data), max_size_bytes=self.settings.max_file_size_bytes,
-                                 name=filename)
+                self.check_upload(filename, payload_size(data))
                 spooled = spool(data, filename, self.settings.tmp_dir)
             except EngineError as exc:
                 self.store.jobs.finish(job_id, JobStatus.FAILED, str(exc))
-                failed.append(FileResult(filename, JobStatus.FAILED, error=str(exc), job_id=job_id))
+                results.append(FileResult(filename, JobStatus.FAILED, error=str(exc), job_id=job_id))
                 continue
             items.append(Item(spooled, filename, filename, "move", job_id))
-        return items, failed
+            results.append(FileResult(filename, JobStatus.QUEUED, job_id=job_id))
+        return items, results
+
+    def check_upload(self, filename: str, size: int | None) -> None:
+        """Refuse an upload by its name's type and its size (when known), before it is stored."""
+        audio.check_type(filename, allowed_extensions=self.settings.allowed_extensions)
+        if size is not None:
+            audio.check_size(size, max_size_bytes=self.settings.max_file_size_bytes, name=filename)
 
     # -- the pool -------------------------------------------------------------
 

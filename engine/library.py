@@ -21,7 +21,7 @@ from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.classify import categorise_library
 from engine.config import Settings, load_settings
-from engine.errors import EngineError, InputError, ModelUnavailableError
+from engine.errors import EngineError, InputError, ModelUnavailableError, NotFoundError
 from engine.folders import FolderKeeper
 from engine.ingest import Ingestor, ProgressCallback, reembed
 from engine.reanalyse import ReanalyseState, outdated, reanalyse
@@ -97,15 +97,28 @@ class Library:
 
     def submit_uploads(self, uploads, *, batch_id: str) -> list[FileResult]:
         """Queue uploads ((name, bytes or binary file) pairs) for the background worker under
-        ``batch_id``; returns those refused at once. Follow them with :meth:`jobs`."""
+        ``batch_id``: a result per upload, in order, ``queued`` with its job id or ``failed`` when
+        refused at once. Follow them with :meth:`jobs` or :meth:`job`."""
         with self._worker_lock:
             if self._worker is None:
                 self._worker = IngestWorker(self._ingestor)
-        return self._worker.submit_uploads(uploads, batch_id=batch_id)
+        return self._worker.queue(uploads, batch_id=batch_id)
+
+    def check_upload(self, name: str, size: int | None = None) -> None:
+        """Refuse an upload now, by its name's type and its size in bytes (when known):
+        UnsupportedTypeError, TooLargeError. ``submit_uploads`` checks the same."""
+        self._ingestor.check_upload(safe_filename(name), size)
 
     def wait_for_uploads(self, timeout: float | None = None) -> bool:
         """Block until every submitted upload has finished (tests, shutdown)."""
         return self._worker is None or self._worker.wait_idle(timeout)
+
+    def job(self, job_id: str) -> Job:
+        """One import job by id."""
+        job = self._store.jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no import job with id {job_id!r}.", hint="Job ids come from an upload's answer.")
+        return job
 
     def jobs(self, *, batch_id: str | None = None, limit: int = 200) -> list[Job]:
         """A batch's jobs in queue order, or the most recent jobs of every batch."""
@@ -240,6 +253,14 @@ class Library:
             self._store.embeddings.count_pending(status["model_id"], PIPELINE_VERSION) if status["loaded"] else None
         )
         return stats
+
+    def embedded(self, track_ids: list[str]) -> set[str] | None:
+        """Those of ``track_ids`` embedded by the current model (searchable), or None while the
+        model has not loaded (which model counts is not known yet)."""
+        status = self.model_status()
+        if not status["loaded"]:
+            return None
+        return self._store.embeddings.embedded_ids(status["model_id"], PIPELINE_VERSION, track_ids)
 
     def delete(self, track_id: str) -> Track:
         """Remove a track's rows and the library's own copy; a user's file is never touched."""

@@ -15,6 +15,7 @@ rescored in float32, and only those exact scores rank, filter by
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import asdict, dataclass
 
@@ -54,6 +55,7 @@ class Hit:
     camelot: str | None = None  # "4A"
     category: str | None = None  # the best category
     category_score: float | None = None
+    created_at: dt.datetime | None = None  # when it joined the library
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -327,6 +329,7 @@ def make_hits(store: Store, scored: list[tuple[str, float]], spans: dict[str, tu
             segment_start=start, segment_end=end, storage=track.storage,
             path=str(store.files.absolute_path(track)), kind=track.kind, key=track.key, camelot=track.camelot,
             category=track.category, category_score=track.categories[0][1] if track.categories else None,
+            created_at=track.created_at,
         ))
     return hits
 

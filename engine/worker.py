@@ -30,12 +30,17 @@ class IngestWorker:
 
     def submit_uploads(self, uploads, *, batch_id: str) -> list[FileResult]:
         """Queue uploads (name, bytes or file object) under ``batch_id``; returns those refused at once."""
-        items, refused = self._ingestor.queue_uploads(uploads, batch_id=batch_id)
+        return [result for result in self.queue(uploads, batch_id=batch_id) if result.status == JobStatus.FAILED]
+
+    def queue(self, uploads, *, batch_id: str) -> list[FileResult]:
+        """Queue uploads under ``batch_id``: a result per upload, in order, ``queued`` with its job id
+        or ``failed`` (refused at once, with the reason)."""
+        items, results = self._ingestor.queue_uploads(uploads, batch_id=batch_id)
         if items:
             with self._idle:
                 self._active += len(items)
             self._queue.put(items)
-        return refused
+        return results
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued upload has finished (tests, shutdown)."""

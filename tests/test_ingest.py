@@ -248,10 +248,10 @@ def test_uploads_stream_from_file_objects(library, audio_dir):
     import io
 
     data = (audio_dir / "sine440.wav").read_bytes()
-    items, refused = library._ingestor.queue_uploads([("a.wav", io.BytesIO(data))])
-    assert refused == [] and items[0].path.read_bytes() == data
+    items, [result] = library._ingestor.queue_uploads([("a.wav", io.BytesIO(data))])
+    assert result.status == "queued" and result.job_id == items[0].job_id and items[0].path.read_bytes() == data
     [result] = library._ingestor.run_items(items)
     assert result.status == "added"
     big = io.BytesIO(b"0" * (library.settings.max_file_size_bytes + 1))
-    items, refused = library._ingestor.queue_uploads([("big.wav", big)])
-    assert items == [] and "File too large" in refused[0].error
+    items, [refused] = library._ingestor.queue_uploads([("big.wav", big)])
+    assert items == [] and refused.status == "failed" and "File too large" in refused.error

@@ -90,6 +90,15 @@ class Embeddings:
         )
         return [track_id for (track_id,) in rows]
 
+    def embedded_ids(self, model_id: str, pipeline_version: int, track_ids: list[str]) -> set[str]:
+        """Those of ``track_ids`` that have an embedding from this model and pipeline version."""
+        if not track_ids:
+            return set()
+        in_list, values = id_list(track_ids)
+        return {track_id for (track_id,) in self._db.rows(
+            "look up embeddings", "SELECT track_id FROM track_embeddings WHERE model_id = ? AND pipeline_version = ?"
+            f" AND track_id IN {in_list}", [model_id, pipeline_version, *values])}
+
     def count_pending(self, model_id: str | None, pipeline_version: int) -> int:
         return self._db.rows(
             "count tracks awaiting embeddings",

@@ -52,6 +52,10 @@ class Jobs:
         with self._db.transaction("finish a job") as conn:
             finish_job(conn, job_id, status, message, track_id)
 
+    def get(self, job_id: str) -> Job | None:
+        rows = self._db.rows("read a job", f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [job_id])
+        return _job(rows[0]) if rows else None
+
     def status(self, job_id: str) -> JobStatus | None:
         rows = self._db.rows("read a job", "SELECT status FROM jobs WHERE id = ?", [job_id])
         return JobStatus(rows[0][0]) if rows else None
