@@ -149,8 +149,8 @@ def describe(data_dir: Path, model_dir: Path, n: int) -> dict:
     so the dashboard starts in its steady state; returns what that first pass cost."""
     from bench_filters import describe_library
 
-    from engine.classify import categorise_library
     from engine.clap import get_embedder
+    from engine.classify import categorise_library
     from engine.config import Settings
     from engine.library import Library
 

@@ -70,8 +70,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine import audio  # noqa: E402
 from engine import analysis as engine_analysis  # noqa: E402
+from engine import audio  # noqa: E402
 from engine import frames as engine_frames  # noqa: E402
 from engine.describe import (  # noqa: E402
     NO_KEY,
