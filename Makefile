@@ -1,5 +1,5 @@
 # Two commands for a fresh Linux machine with Python 3.11:
-#   make run    set up .venv and start the dashboard on http://127.0.0.1:8501
+#   make run    set up .venv and start the dashboard and the API on http://127.0.0.1:8501
 #   make test   set up .venv with the test tools and run the test suite
 PYTHON ?= python3.11
 VENV := .venv
@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.address $(HOST) --server.port $(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -232,6 +232,20 @@ def require_login(*, from_app: bool = False) -> None:
     st.stop()
 
 
+def shared() -> bool:
+    """Whether the dashboard is shared: a login is configured (password or OIDC), or the server
+    listens on an address other than loopback. The API then answers only /health (engine.api.guard)."""
+    from streamlit import config
+
+    address = config.get_option("server.address")
+    local = address is not None and address.strip("[]") in ("127.0.0.1", "localhost", "::1")
+    try:
+        password = settings().auth_password_hash
+    except EngineError:  # a broken .env: treat as shared, the safe side
+        return True
+    return bool(password) or _oidc_configured() or not local
+
+
 def _oidc_configured() -> bool:
     try:
         return "auth" in st.secrets

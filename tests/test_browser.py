@@ -1,18 +1,16 @@
-"""End to end in a real browser: the real app, a real server, Debian's Chromium.
+"""End to end in a real browser: the real server (serve.py, as `make run` starts it), Debian's Chromium.
 
 Skips where /usr/bin/chromium is missing, unless TRAUM_REQUIRE_BROWSER=1
 (set by .ci/run), where that is a failure instead.
 """
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures_server import serving
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,42 +31,11 @@ def _require_browser():
         pytest.skip("playwright is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path, tiny_clap_dir):
     _require_browser()
-    port = _free_port()
-    env = dict(os.environ, TRAUM_DATA_DIR=str(tmp_path / "data"), TRAUM_CLAP_MODEL=str(tiny_clap_dir),
-               TRAUM_CLAP_DEVICE="cpu", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start: " + (tmp_path / "server.log").read_text()[-2000:])
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with serving(tmp_path, tiny_clap_dir) as url:
+        yield url
 
 
 @pytest.fixture

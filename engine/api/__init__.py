@@ -1,0 +1,62 @@
+"""The HTTP API, ``/api/v1``: the specification's endpoints over the process's one Library.
+
+``create_api`` makes the FastAPI app; the server (``serve.py``) mounts it
+beside the dashboard, so pages and API share the library, its model and its
+index. Handlers are plain functions (FastAPI runs them on worker threads):
+engine calls block, and the event loop also carries the dashboard.
+
+Errors are the engine's own, turned into JSON at this one boundary:
+``{"detail": {"title", "message", "hint"}}`` with 404 for an unknown track or
+job, 413 over the size limit, 415 for a type not allowed, 422 for any other
+input the engine refuses, 503 while the model cannot load or the library is
+held by another process.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from engine import __version__
+from engine.api import audio, search, service
+from engine.api.guard import Guard
+from engine.errors import (
+    EngineError,
+    InputError,
+    LibraryLockedError,
+    ModelUnavailableError,
+    NotFoundError,
+    TooLargeError,
+    UnsupportedTypeError,
+)
+
+# The most specific class first.
+STATUS_OF = (
+    (NotFoundError, 404),
+    (TooLargeError, 413),
+    (UnsupportedTypeError, 415),
+    (InputError, 422),
+    (ModelUnavailableError, 503),
+    (LibraryLockedError, 503),
+)
+
+
+def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False) -> FastAPI:
+    """The API over ``library()`` (the process's Library, looked up per request); ``shared()`` says
+    whether the dashboard is shared (then only /health answers: engine.api.guard)."""
+    api = FastAPI(title="Traum-Engine API", version=__version__,
+                  description="Search and organise your own sound library. Errors carry a title, a message "
+                              "and a hint.")
+    api.state.library = library
+    api.add_middleware(Guard, shared=shared)
+    api.add_exception_handler(EngineError, engine_error)
+    for router in (service.router, audio.router, search.router):
+        api.include_router(router)
+    return api
+
+
+def engine_error(request: Request, exc: EngineError) -> JSONResponse:
+    status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": exc.to_dict()}, status_code=status)

@@ -1,0 +1,83 @@
+"""What the API refuses before any handler runs: foreign hosts and origins, and a shared server.
+
+The server listens on the loopback address by default, where no login is
+needed; but a hostile web page open in the user's own browser can still
+reach it. Two rules stop that:
+
+- **Host**: a request must name this machine (``localhost``, ``127.0.0.1``,
+  ``[::1]``, any port). A page on ``evil.example`` whose name was re-pointed
+  at 127.0.0.1 (DNS rebinding) sends its own name and is refused.
+- **Origin**: a state-changing request (POST, PUT, PATCH, DELETE) that
+  carries an ``Origin`` must come from the server's own origin. A cross-site
+  form post or fetch is refused; scripts and curl send no Origin and pass.
+
+When the dashboard is shared (a password or OIDC login, or a non-loopback
+address), every route but ``/health`` is refused:
+the API must never be a way round the dashboard's login.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+OPEN_PATHS = {"/health"}
+
+
+class Guard:
+    """Pure ASGI middleware for the API app (Streamlit's own routes are not wrapped)."""
+
+    def __init__(self, app, *, shared: Callable[[], bool]):
+        self.app = app
+        self.shared = shared
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        host = headers.get("host", "")
+        refusal = self._refusal(scope, headers, host)
+        if refusal is not None:
+            status, title, message, hint = refusal
+            body = json.dumps({"detail": {"title": title, "message": message, "hint": hint}}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope, headers: dict[str, str], host: str) -> tuple[int, str, str, str | None] | None:
+        shared = self.shared()
+        if not shared and host_name(host) not in LOOPBACK_NAMES:
+            return (400, "Foreign host", f"this server answers to its own address, not {host or 'no host'!r}.",
+                    "Use http://127.0.0.1 or http://localhost with the dashboard's port.")
+        origin = headers.get("origin")
+        if scope["method"] in STATE_CHANGING and origin is not None and not same_origin(origin, host):
+            return (403, "Foreign origin", f"requests from {origin!r} may not change this library.",
+                    "Call the API from a script or the dashboard itself.")
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if shared and path.removeprefix(root) not in OPEN_PATHS:
+            return (401, "API closed while shared",
+                    "this dashboard is shared (a login or a non-local address) and the API has no login "
+                    "of its own, so only /health answers.",
+                    "Run the server on 127.0.0.1 without a login to use the API locally.")
+        return None
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without the port: "127.0.0.1:8501" -> "127.0.0.1", "[::1]:80" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether an Origin header names the server the request was sent to (scheme aside)."""
+    parts = urlsplit(origin.strip().lower())
+    return bool(parts.netloc) and parts.netloc == host.strip().lower()

@@ -1,0 +1,139 @@
+"""The API's request and response bodies, with the specification's field names where it has them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from engine.categories import KINDS, NAMES
+
+
+class ErrorDetail(BaseModel):
+    title: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    detail: ErrorDetail
+
+
+class ModelHealth(BaseModel):
+    loaded: bool
+    model: str | None = None
+    model_id: str | None = None
+    backend: str | None = None
+    device: str | None = None
+    error: str | None = None
+    hint: str | None = None
+
+
+class Health(BaseModel):
+    status: str  # "ok"
+    version: str
+    tracks: int
+    model: ModelHealth
+
+
+class UploadAccepted(BaseModel):
+    job_id: str | None  # None when the file was refused before it was queued
+    filename: str
+    status: str  # queued, or failed with the reason in message
+    message: str
+
+
+class ProcessingStatus(BaseModel):
+    job_id: str
+    status: str  # queued, running, added, duplicate, failed, interrupted
+    progress: float = Field(ge=0, le=1)
+    message: str | None
+    stage: str | None
+    audio_file_id: str | None
+
+
+class Category(BaseModel):
+    name: str
+    score: float
+
+
+class AudioFile(BaseModel):
+    """A track as listed: the specification's fields first, then everything else stored about it."""
+
+    id: str
+    filename: str
+    duration: float
+    tempo: float | None
+    file_size: int
+    created_at: dt.datetime
+    processed: bool | None  # embedded by the current model (searchable); None until the model has loaded
+    format: str
+    codec: str | None
+    sample_rate: int
+    channels: int
+    spectral_centroid: float | None
+    zero_crossing_rate: float | None
+    rms_energy: float | None
+    kind: str | None
+    key: str | None
+    key_confidence: float | None
+    camelot: str | None
+    tempo_source: str | None
+    categories: list[Category]
+    storage: str
+    missing: bool
+
+
+class AudioMetadata(AudioFile):
+    file_path: str  # the playable file, absolute
+    locations: list[str]
+    analysed_duration: float
+    truncated: bool
+    file_mtime: float | None
+    feature_version: int | None
+
+
+class SearchFilters(BaseModel):
+    min_duration: float | None = Field(None, ge=0)
+    max_duration: float | None = Field(None, ge=0)
+    min_tempo: float | None = Field(None, ge=0)
+    max_tempo: float | None = Field(None, ge=0)
+    formats: list[str] = []
+    kinds: list[str] = Field([], description=f"of {', '.join(KINDS)}")
+    key: str | None = Field(None, description='"F minor", "Fm", "F#", "4A"')
+    compatible_with: str | None = Field(None, description="a key with its mode: it and the keys that mix with it")
+    categories: list[str] = Field([], description=f"of {', '.join(NAMES)}")
+
+
+class TextSearch(SearchFilters):
+    query: str = Field(min_length=1, max_length=500)
+    limit: int = Field(20, ge=1, le=500)
+    min_score: float | None = Field(None, ge=-1, le=1)
+    segments: bool = False
+
+
+class SearchResult(BaseModel):
+    id: str
+    filename: str
+    similarity_score: float
+    rank: int
+    duration: float
+    tempo: float | None
+    spectral_centroid: float | None
+    file_path: str
+    created_at: dt.datetime | None
+    segment_start: float | None
+    segment_end: float | None
+    format: str
+    kind: str | None
+    key: str | None
+    camelot: str | None
+    category: str | None
+    category_score: float | None
+
+
+class Deleted(BaseModel):
+    message: str
+    id: str
+    filename: str
+    file_kept: bool  # the user's own file stays where it is (only a managed copy is removed)

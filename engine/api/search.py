@@ -1,0 +1,51 @@
+"""``/search``: by text, by an example clip, or more like a track; results best first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+
+from engine.api.deps import LibraryDep, filters_from
+from engine.api.models import SearchResult, TextSearch
+from engine.errors import InputError
+from engine.library import Filters, Hit
+
+router = APIRouter(prefix="/search", tags=["search"])
+
+
+def results(hits: list[Hit]) -> list[SearchResult]:
+    return [SearchResult(**{**hit.to_dict(), "similarity_score": hit.score, "file_path": hit.path}) for hit in hits]
+
+
+@router.post("/text", response_model=list[SearchResult])
+def search_text(library: LibraryDep, body: TextSearch):
+    """Tracks that sound like the ``query`` ("punchy 808 kick"), with the library's filters."""
+    filters = Filters(min_duration=body.min_duration, max_duration=body.max_duration, min_tempo=body.min_tempo,
+                      max_tempo=body.max_tempo, formats=tuple(body.formats), kinds=tuple(body.kinds), key=body.key,
+                      compatible_with=body.compatible_with, categories=tuple(body.categories))
+    return results(library.search_text(body.query, filters=filters, limit=body.limit, min_score=body.min_score,
+                                       segments=body.segments))
+
+
+@router.post("/audio", response_model=list[SearchResult])
+def search_audio(library: LibraryDep, filters: Annotated[Filters, Depends(filters_from)],
+                 file: Annotated[UploadFile, File(description="an example clip")],
+                 limit: Annotated[int, Form(ge=1, le=500)] = 20,
+                 min_score: Annotated[float | None, Form(ge=-1, le=1)] = None,
+                 segments: Annotated[bool, Form()] = False):
+    """Tracks that sound like an example clip (multipart ``file``; filters as query parameters)."""
+    data = file.file.read(library.settings.max_file_size_bytes + 1)
+    if not data:
+        raise InputError(f"{file.filename or 'the clip'}: the file is empty (0 bytes).", title="Empty file")
+    return results(library.search_audio(data=data, name=file.filename or "query.wav", filters=filters, limit=limit,
+                                        min_score=min_score, segments=segments))
+
+
+@router.get("/similar/{file_id}", response_model=list[SearchResult])
+def search_similar(library: LibraryDep, file_id: str, filters: Annotated[Filters, Depends(filters_from)],
+                   limit: Annotated[int, Query(ge=1, le=500)] = 20,
+                   min_score: Annotated[float | None, Query(ge=-1, le=1)] = None, segments: bool = False):
+    """More like a track in the library (never the track itself)."""
+    return results(library.search_like(file_id, filters=filters, limit=limit, min_score=min_score,
+                                       segments=segments))

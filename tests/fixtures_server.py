@@ -1,0 +1,54 @@
+"""The real server in a subprocess: ``streamlit run serve.py`` (dashboard and API) on a free port,
+a temporary library and the tiny offline CLAP."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, model_dir: Path, *, env: dict | None = None):
+    """Start the server; yields its base URL; stops it afterwards (its log is tmp_path/server.log)."""
+    port = free_port()
+    environment = dict(os.environ, TRAUM_DATA_DIR=str(tmp_path / "data"), TRAUM_CLAP_MODEL=str(model_dir),
+                       TRAUM_CLAP_DEVICE="cpu", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **(env or {}))
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

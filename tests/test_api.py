@@ -1,0 +1,164 @@
+"""The HTTP API over a real on-disk library (fake embedder): every endpoint, its errors, and the guard."""
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api import create_api
+from tests.fixtures_audio import click_track, sine, write_audio
+
+LOCAL = "http://127.0.0.1:8501"
+
+
+def wav_bytes(tmp_path, name, samples, rate=44_100) -> bytes:
+    return write_audio(tmp_path / name, samples, rate).read_bytes()
+
+
+@pytest.fixture
+def api(fake_library):
+    return TestClient(create_api(lambda: fake_library), base_url=LOCAL)
+
+
+@pytest.fixture
+def uploaded(api, fake_library, tmp_path):
+    """Two tracks uploaded through the API and imported."""
+    files = [("file", ("tone.wav", wav_bytes(tmp_path, "tone.wav", sine(440, 2)), "audio/wav")),
+             ("file", ("clicks.wav", wav_bytes(tmp_path, "clicks.wav", click_track(120, 8)), "audio/wav"))]
+    response = api.post("/audio/upload", files=files)
+    assert response.status_code == 202
+    assert fake_library.wait_for_uploads(60)
+    return response.json()
+
+
+def error(response) -> dict:
+    return response.json()["detail"]
+
+
+def test_health(api):
+    body = api.get("/health").json()
+    assert body["status"] == "ok" and body["tracks"] == 0 and body["version"]
+    assert set(body["model"]) >= {"loaded", "error", "hint"}
+
+
+def test_upload_then_status_then_listing(api, uploaded):
+    assert [(item["filename"], item["status"]) for item in uploaded] == [("tone.wav", "queued"),
+                                                                         ("clicks.wav", "queued")]
+    ids = []
+    for item in uploaded:
+        status = api.get(f"/audio/status/{item['job_id']}").json()
+        assert status["status"] == "added" and status["progress"] == 1.0 and status["audio_file_id"]
+        ids.append(status["audio_file_id"])
+    response = api.get("/audio/files")
+    listing = response.json()
+    assert response.headers["content-type"] == "application/json" and len(listing) == 2
+    assert {t["id"] for t in listing} == set(ids)
+    first = listing[0]
+    assert {"id", "filename", "duration", "tempo", "file_size", "created_at", "processed", "kind", "key",
+            "categories"} <= set(first)
+    loops = api.get("/audio/files", params={"kind": "loop"}).json()
+    assert [t["filename"] for t in loops] == ["clicks.wav"]
+    page = api.get("/audio/files", params={"limit": 1, "skip": 1, "sort": "filename", "descending": "false"})
+    assert [t["filename"] for t in page.json()] == ["tone.wav"] and page.headers["x-total-count"] == "2"
+
+
+def test_metadata_audio_with_ranges_and_delete(api, uploaded, fake_library):
+    track_id = api.get(f"/audio/status/{uploaded[0]['job_id']}").json()["audio_file_id"]
+    meta = api.get(f"/audio/files/{track_id[:10]}/metadata").json()
+    for field in ("sample_rate", "channels", "spectral_centroid", "zero_crossing_rate", "rms_energy", "file_path"):
+        assert field in meta
+    stored = fake_library.audio_path(fake_library.track(track_id)).read_bytes()
+    whole = api.get(f"/audio/files/{track_id}/audio")
+    assert whole.status_code == 200 and whole.content == stored
+    part = api.get(f"/audio/files/{track_id}/audio", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == stored[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(stored)}"
+    deleted = api.delete(f"/audio/files/{track_id}")
+    assert deleted.status_code == 200 and deleted.json()["id"] == track_id
+    assert not deleted.json()["file_kept"]  # an upload is the library's own copy
+    assert api.get(f"/audio/files/{track_id}/metadata").status_code == 404
+
+
+def test_search_by_text_audio_and_similar(api, uploaded, tmp_path):
+    hits = api.post("/search/text", json={"query": "a 440 Hz tone", "limit": 5}).json()
+    assert hits[0]["filename"] == "tone.wav" and hits[0]["rank"] == 1
+    assert {"similarity_score", "file_path", "segment_start", "segment_end", "created_at"} <= set(hits[0])
+    only_loops = api.post("/search/text", json={"query": "a 440 Hz tone", "kinds": ["loop"]}).json()
+    assert [hit["filename"] for hit in only_loops] == ["clicks.wav"]
+    clip = wav_bytes(tmp_path, "query.wav", sine(440, 1))
+    by_audio = api.post("/search/audio", files={"file": ("query.wav", clip, "audio/wav")},
+                        data={"limit": "1"}).json()
+    assert [hit["filename"] for hit in by_audio] == ["tone.wav"]
+    similar = api.get(f"/search/similar/{hits[0]['id']}").json()
+    assert [hit["filename"] for hit in similar] == ["clicks.wav"]
+
+
+def test_errors_carry_title_message_and_hint(api, fake_library, tmp_path):
+    unknown = api.get("/audio/status/nope")
+    assert unknown.status_code == 404 and error(unknown)["title"] == "Not found"
+    assert api.get("/audio/files/0123456789/metadata").status_code == 404
+    bad_type = api.post("/audio/upload", files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert bad_type.status_code == 415 and ".wav" in error(bad_type)["hint"]
+    fake_library.settings.max_file_size_mb = 1
+    big = api.post("/audio/upload", files={"file": ("big.wav", b"\0" * (2 * 1048576), "audio/wav")})
+    assert big.status_code == 413 and "limit" in error(big)["message"]
+    bad_key = api.get("/audio/files", params={"key": "H minor"})
+    assert bad_key.status_code == 422 and error(bad_key)["title"] == "Invalid filter"
+    empty = api.post("/search/text", json={"query": ""})
+    assert empty.status_code == 422
+    corrupt = api.post("/search/audio", files={"file": ("x.wav", b"RIFF\0\0", "audio/wav")})
+    assert corrupt.status_code == 422
+    # Several files: one answer each; a refused one says why and the rest go on.
+    mixed = api.post("/audio/upload", files=[("file", ("a.txt", b"x", "text/plain")),
+                                             ("file", ("b.wav", wav_bytes(tmp_path, "b.wav", sine(300, 1)),
+                                                       "audio/wav"))])
+    assert mixed.status_code == 202
+    assert [item["status"] for item in mixed.json()] == ["failed", "queued"]
+    assert fake_library.wait_for_uploads(60)
+
+
+def test_analytics_distributions(api, uploaded):
+    body = api.get("/analytics/distributions").json()
+    assert sum(row["count"] for row in body["duration"]) == 2
+    assert {row["kind"]: row["count"] for row in body["kinds"]}["loop"] == 1
+    assert api.get("/analytics/distributions", params={"kind": "long"}).json() == {}
+
+
+def test_openapi_describes_every_route(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/health", "/audio/upload", "/audio/status/{job_id}", "/audio/files", "/audio/files/{file_id}/metadata",
+            "/audio/files/{file_id}/audio", "/audio/files/{file_id}", "/search/text", "/search/audio",
+            "/search/similar/{file_id}", "/analytics/distributions"} <= set(paths)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8501", "192.168.1.20:8501", ""])
+def test_foreign_host_is_refused(fake_library, host):
+    client = TestClient(create_api(lambda: fake_library), base_url=LOCAL)
+    response = client.get("/health", headers={"host": host})
+    assert response.status_code == 400 and error(response)["title"] == "Foreign host"
+
+
+@pytest.mark.parametrize("host", ["localhost:8501", "127.0.0.1", "[::1]:8501"])
+def test_own_host_names_pass(api, host):
+    assert api.get("/health", headers={"host": host}).status_code == 200
+
+
+def test_foreign_origin_may_not_change_anything(api, uploaded):
+    track_id = api.get("/audio/files").json()[0]["id"]
+    for method, path in (("DELETE", f"/audio/files/{track_id}"), ("POST", "/search/text")):
+        response = api.request(method, path, headers={"origin": "https://evil.example"},
+                               json={"query": "x"} if method == "POST" else None)
+        assert response.status_code == 403 and error(response)["title"] == "Foreign origin"
+    assert api.get("/audio/files", headers={"origin": "https://evil.example"}).status_code == 200  # reads pass
+    same = api.post("/search/text", headers={"origin": LOCAL}, json={"query": "x"})
+    assert same.status_code == 200
+    assert len(api.get("/audio/files").json()) == 2  # nothing was deleted
+
+
+def test_a_shared_dashboard_closes_the_api_but_health(fake_library):
+    client = TestClient(create_api(lambda: fake_library, shared=lambda: True), base_url="http://studio.lan:8501")
+    assert client.get("/health").status_code == 200
+    for path in ("/audio/files", "/openapi.json"):
+        response = client.get(path)
+        assert response.status_code == 401 and error(response)["title"] == "API closed while shared"
+    assert client.post("/audio/upload", files={"file": ("a.wav", io.BytesIO(b"x"), "audio/wav")}).status_code == 401
