@@ -166,3 +166,12 @@ def labels_matching(text: str, *, compatible: bool = False) -> list[str]:
         keys = [(tonic, mode)] if mode else [(tonic, "major"), (tonic, "minor")]
     labels = [key_label(t, m) for t, m in keys] + [t for t, _ in keys]
     return list(dict.fromkeys(labels))
+
+
+# The keys a program may send, as JSON-Schema patterns (the API's schema): every string they match,
+# parse_key reads. parse_key itself is more lenient ("F sharp minor", any capitalisation of a mode).
+_NOTE = r"[A-G]\s*(#|♯|b|♭)?"
+_MODE = r"(minor|major|min|maj|moll|dur|Minor|Major|m|M)"
+_CAMELOT = r"0?(1[0-2]|[1-9])\s*[ABab]"
+KEY_PATTERN = rf"^\s*({_CAMELOT}|{_NOTE}\s*{_MODE}?)\s*$"
+KEY_WITH_MODE_PATTERN = rf"^\s*({_CAMELOT}|{_NOTE}\s*{_MODE})\s*$"

@@ -2,12 +2,15 @@
 a temporary library and the tiny offline CLAP."""
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,24 @@ def serving(tmp_path: Path, model_dir: Path, *, env: dict | None = None):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+    """(status, JSON body) of one request; an error status is an answer, not an exception."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict]:
+    """A multipart/form-data body with each (name, bytes) as a "file" part, and its headers."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                     "Content-Type: audio/wav\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}

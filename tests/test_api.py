@@ -102,8 +102,10 @@ def test_errors_carry_title_message_and_hint(api, fake_library, tmp_path):
     fake_library.settings.max_file_size_mb = 1
     big = api.post("/audio/upload", files={"file": ("big.wav", b"\0" * (2 * 1048576), "audio/wav")})
     assert big.status_code == 413 and "limit" in error(big)["message"]
-    bad_key = api.get("/audio/files", params={"key": "H minor"})
-    assert bad_key.status_code == 422 and error(bad_key)["title"] == "Invalid filter"
+    for params in ({"key": "H minor"}, {"compatible_with": "F"}, {"kind": "drone"}, {"category": "kicks"}):
+        refused = api.get("/audio/files", params=params)
+        assert refused.status_code == 422 and error(refused)["title"] == "Invalid request", params
+        assert next(iter(params)) in error(refused)["message"]
     empty = api.post("/search/text", json={"query": ""})
     assert empty.status_code == 422
     corrupt = api.post("/search/audio", files={"file": ("x.wav", b"RIFF\0\0", "audio/wav")})

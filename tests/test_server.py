@@ -2,31 +2,10 @@
 
 import json
 import time
-import urllib.error
 import urllib.request
-import uuid
 
 from tests.fixtures_audio import click_track, sine, write_audio
-from tests.fixtures_server import serving
-
-
-def call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, dict]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, data in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                     "Content-Type: audio/wav\r\n\r\n".encode() + data + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+from tests.fixtures_server import call, multipart, serving
 
 
 def test_the_dashboard_and_the_api_share_one_library(tmp_path, tiny_clap_dir):

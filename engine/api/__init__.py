@@ -17,11 +17,13 @@ from __future__ import annotations
 from typing import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import __version__
 from engine.api import audio, search, service
 from engine.api.guard import Guard
+from engine.api.models import ErrorResponse
 from engine.errors import (
     EngineError,
     InputError,
@@ -41,6 +43,13 @@ STATUS_OF = (
     (ModelUnavailableError, 503),
     (LibraryLockedError, 503),
 )
+# Every route may answer these, each with an ErrorResponse (documented, so clients and the schema agree).
+ERRORS = {status: {"model": ErrorResponse, "description": description} for status, description in (
+    (400, "A foreign Host (see the guard)"), (401, "The dashboard is shared: only /health answers"),
+    (403, "A change sent from another site's page"), (404, "No such track or job"),
+    (413, "Over the size limit"), (415, "A file type that is not allowed"),
+    (422, "Input the engine or the schema refuses"), (503, "The model cannot load, or the library is held"),
+)}
 
 
 def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False) -> FastAPI:
@@ -52,11 +61,22 @@ def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False)
     api.state.library = library
     api.add_middleware(Guard, shared=shared)
     api.add_exception_handler(EngineError, engine_error)
+    api.add_exception_handler(RequestValidationError, invalid_request)
     for router in (service.router, audio.router, search.router):
-        api.include_router(router)
+        api.include_router(router, responses=ERRORS)
     return api
 
 
 def engine_error(request: Request, exc: EngineError) -> JSONResponse:
     status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 400)
     return JSONResponse({"detail": exc.to_dict()}, status_code=status)
+
+
+def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Parameters the schema refuses, in the engine's error shape: one line per problem."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
+        problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": {"title": "Invalid request", "message": "; ".join(problems),
+                                    "hint": "See /api/v1/docs for each parameter."}}, status_code=422)

@@ -20,7 +20,7 @@ SortKey = Literal[tuple(sorted(SORTABLE))]  # type: ignore[valid-type] (the libr
 
 @router.post("/upload", status_code=202, response_model=list[UploadAccepted])
 def upload_audio(library: LibraryDep,
-                 file: Annotated[list[UploadFile], File(description="one or more audio files")]):
+                 file: Annotated[list[UploadFile], File(min_length=1, description="one or more audio files")]):
     """Queue audio files for import; follow each with ``/audio/status/{job_id}``. The type and size are
     checked at once (a refused file's job fails at once, with the reason); decoding and analysis run in the
     background."""
@@ -58,7 +58,9 @@ def audio_metadata(library: LibraryDep, file_id: str):
     return AudioMetadata(**track_document(library, track, library.embedded([track.id]), full=True))
 
 
-@router.get("/files/{file_id}/audio")
+@router.get("/files/{file_id}/audio", response_class=FileResponse,
+            responses={200: {"content": {"audio/*": {}}, "description": "The audio file"},
+                       206: {"content": {"audio/*": {}}, "description": "The requested range of it"}})
 def audio_data(library: LibraryDep, file_id: str):
     """The track's audio file as stored, with range requests for players."""
     track = library.track(file_id)

@@ -7,6 +7,8 @@ from typing import Annotated, Callable
 
 from fastapi import Depends, Query, Request
 
+from engine.api.models import CategoryName, KindName
+from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 from engine.library import Filters, Library, Track
 
 
@@ -26,10 +28,12 @@ def filters_from(
     max_tempo: Annotated[float | None, Query(ge=0)] = None,
     # List defaults: FastAPI copies them per request.
     format: Annotated[list[str], Query(description="repeatable: wav, flac, ...")] = [],  # noqa: B006
-    kind: Annotated[list[str], Query(description="repeatable: one-shot, loop, long")] = [],  # noqa: B006
-    key: Annotated[str | None, Query(description='"F minor", "Fm", "F#", "4A"')] = None,
-    compatible_with: Annotated[str | None, Query(description="a key with its mode")] = None,
-    category: Annotated[list[str], Query(description="repeatable")] = [],  # noqa: B006
+    kind: Annotated[list[KindName], Query(description="repeatable")] = [],  # noqa: B006
+    key: Annotated[str | None, Query(pattern=KEY_PATTERN, max_length=32,
+                                     description='"F minor", "Fm", "F#", "4A"')] = None,
+    compatible_with: Annotated[str | None, Query(pattern=KEY_WITH_MODE_PATTERN, max_length=32,
+                                                 description="a key with its mode")] = None,
+    category: Annotated[list[CategoryName], Query(description="repeatable")] = [],  # noqa: B006
 ) -> Filters:
     """The library's filters as query parameters (a bad value is the engine's InputError: 422)."""
     return Filters(min_duration=min_duration, max_duration=max_duration, min_tempo=min_tempo, max_tempo=max_tempo,

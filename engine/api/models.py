@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.categories import KINDS, NAMES
+from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
+
+# The library stores local wall-clock times (DuckDB's TIMESTAMP in the session's time zone, the
+# system's); the API says which, as RFC 3339 requires: "2026-11-29T11:58:17+01:00".
+Timestamp = Annotated[dt.datetime, AfterValidator(lambda value: value if value.tzinfo else value.astimezone())]
+
+# What the filters accept, in the schema itself, so a client (and the fuzzer) knows before asking.
+KindName = Literal[KINDS]  # type: ignore[valid-type]
+CategoryName = Literal[NAMES]  # type: ignore[valid-type]
+KeyText = Annotated[str, Field(pattern=KEY_PATTERN, max_length=32, description='"F minor", "Fm", "F#", "4A"')]
+KeyWithMode = Annotated[str, Field(pattern=KEY_WITH_MODE_PATTERN, max_length=32,
+                                   description="a key with its mode: it and the keys that mix with it")]
 
 
 class ErrorDetail(BaseModel):
@@ -65,7 +78,7 @@ class AudioFile(BaseModel):
     duration: float
     tempo: float | None
     file_size: int
-    created_at: dt.datetime
+    created_at: Timestamp
     processed: bool | None  # embedded by the current model (searchable); None until the model has loaded
     format: str
     codec: str | None
@@ -94,19 +107,21 @@ class AudioMetadata(AudioFile):
 
 
 class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is an error, not silently ignored
+
     min_duration: float | None = Field(None, ge=0)
     max_duration: float | None = Field(None, ge=0)
     min_tempo: float | None = Field(None, ge=0)
     max_tempo: float | None = Field(None, ge=0)
     formats: list[str] = []
-    kinds: list[str] = Field([], description=f"of {', '.join(KINDS)}")
-    key: str | None = Field(None, description='"F minor", "Fm", "F#", "4A"')
-    compatible_with: str | None = Field(None, description="a key with its mode: it and the keys that mix with it")
-    categories: list[str] = Field([], description=f"of {', '.join(NAMES)}")
+    kinds: list[KindName] = []
+    key: KeyText | None = None
+    compatible_with: KeyWithMode | None = None
+    categories: list[CategoryName] = []
 
 
 class TextSearch(SearchFilters):
-    query: str = Field(min_length=1, max_length=500)
+    query: str = Field(min_length=1, max_length=500, pattern=r"\S", description='e.g. "punchy 808 kick"')
     limit: int = Field(20, ge=1, le=500)
     min_score: float | None = Field(None, ge=-1, le=1)
     segments: bool = False
@@ -121,7 +136,7 @@ class SearchResult(BaseModel):
     tempo: float | None
     spectral_centroid: float | None
     file_path: str
-    created_at: dt.datetime | None
+    created_at: Timestamp | None
     segment_start: float | None
     segment_end: float | None
     format: str
