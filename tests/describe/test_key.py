@@ -154,3 +154,20 @@ def test_evidence_from_blocks_of_frames_adds_up_to_the_whole(progressions):
         assert summed.tonal_energy == pytest.approx(whole.tonal_energy, rel=1e-9)
         assert np.allclose(summed.chroma, whole.chroma, rtol=1e-9)
         assert key_from_evidence(summed) == estimate_key(samples=samples, sample_rate=RATE)
+
+
+def test_every_key_the_api_schema_allows_is_read():
+    """The API states its key grammar as patterns; parse_key must read every string they allow."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.from_regex(KEY_PATTERN, fullmatch=True), st.from_regex(KEY_WITH_MODE_PATTERN, fullmatch=True))
+    def check(key, key_with_mode):
+        assert parse_key(key) is not None
+        parsed = parse_key(key_with_mode)
+        assert parsed is not None and parsed[1] is not None
+
+    check()
