@@ -184,6 +184,7 @@ class FolderKeeper:
         raw = str(path).strip().strip('"').strip("'")
         if not raw:
             raise InputError("type or paste the path of a folder.", title="No folder given")
+        _real(raw)  # a path the system cannot take is refused here
         folder = Path(raw).expanduser()
         if not folder.is_absolute():
             folder = Path.cwd() / folder
@@ -206,7 +207,7 @@ class FolderKeeper:
         return within(real, os.path.realpath(self._settings.data_dir))
 
     def _known(self, path) -> str:
-        real = os.path.realpath(Path(str(path).strip()).expanduser())
+        real = _real(str(path).strip())
         known = [f.path for f in self._store.folders.list()]
         if real not in known:
             raise NotFoundError(f"{path} is not one of the library's folders.",
@@ -220,10 +221,18 @@ class FolderKeeper:
             return folders
         roots = []
         for path in paths:
-            real = os.path.realpath(Path(str(path)).expanduser())
+            real = _real(str(path))
             if not any(within(real, folder) for folder in folders):
                 raise NotFoundError(f"{path} is not in one of the library's folders.",
                                     hint="Add it first with 'python -m engine folder add PATH'.")
             roots.append(real)
         return roots
 
+
+def _real(path: str) -> str:
+    """``path`` resolved (user folder expanded, links followed), or an InputError for one the
+    system cannot take (a NUL byte, an overlong name)."""
+    try:
+        return os.path.realpath(Path(path).expanduser(), strict=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path!r} is not a usable path ({exc}).", title="Invalid path") from None
