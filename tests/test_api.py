@@ -1,6 +1,7 @@
 """The HTTP API over a real on-disk library (fake embedder): every endpoint, its errors, and the guard."""
 
 import io
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,3 +165,29 @@ def test_a_shared_dashboard_closes_the_api_but_health(fake_library):
         response = client.get(path)
         assert response.status_code == 401 and error(response)["title"] == "API closed while shared"
     assert client.post("/audio/upload", files={"file": ("a.wav", io.BytesIO(b"x"), "audio/wav")}).status_code == 401
+
+
+def test_folders_add_sync_list_and_remove(api, tmp_path):
+    pack = tmp_path / "pack"
+    write_audio(pack / "kick.wav", sine(60, 0.5), 44_100)
+    write_audio(pack / "Loops" / "beat.wav", click_track(120, 4), 44_100)
+    (pack / "notes.txt").write_text("clutter")
+    added = api.post("/folders", json={"path": str(pack), "watch": False})
+    assert added.status_code == 202 and added.json()["running"]
+    deadline = time.monotonic() + 60
+    while (state := api.get("/folders/sync").json())["running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert state["error"] is None and len(state["report"]["added"]) == 2
+    [folder] = api.get("/folders").json()
+    assert folder["path"] == str(pack.resolve()) and folder["tracks"] == 2 and not folder["watched"]
+    again = api.post("/folders/sync", json={})
+    assert again.status_code == 202
+    refused = api.post("/folders", json={"path": str(tmp_path / "nowhere")})
+    assert refused.status_code == 422 and error(refused)["title"] == "Folder not found"
+    assert api.delete("/folders", params={"path": str(tmp_path / "other")}).status_code == 404
+    while api.get("/folders/sync").json()["running"]:
+        time.sleep(0.2)
+    removed = api.delete("/folders", params={"path": str(pack)})
+    assert removed.status_code == 200 and len(removed.json()["tracks_removed"]) == 2
+    assert (pack / "kick.wav").exists() and api.get("/audio/files").json() == []

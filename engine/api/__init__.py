@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import __version__
-from engine.api import audio, search, service
+from engine.api import audio, folders, search, service
 from engine.api.guard import Guard
 from engine.api.models import ErrorResponse
 from engine.errors import (
@@ -62,7 +62,7 @@ def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False)
     api.add_middleware(Guard, shared=shared)
     api.add_exception_handler(EngineError, engine_error)
     api.add_exception_handler(RequestValidationError, invalid_request)
-    for router in (service.router, audio.router, search.router):
+    for router in (service.router, audio.router, search.router, folders.router):
         api.include_router(router, responses=ERRORS)
     return api
 

@@ -152,3 +152,43 @@ class Deleted(BaseModel):
     id: str
     filename: str
     file_kept: bool  # the user's own file stays where it is (only a managed copy is removed)
+
+
+# A path on the server's machine: no NUL byte, which no file system allows.
+PathText = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00]+$",
+                                description="an absolute path on the server's machine")]
+
+
+class FolderOut(BaseModel):
+    path: str
+    watched: bool
+    added_at: Timestamp
+    last_sync: Timestamp | None
+    tracks: int
+    missing: int
+
+
+class FolderAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: PathText
+    watch: bool = True
+
+
+class FolderRemoved(BaseModel):
+    removed: str
+    tracks_removed: list[dict]  # {path, id}: tracks that were only there; their files are untouched
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[PathText] = []  # empty: every folder
+
+
+class SyncState(BaseModel):
+    running: bool
+    runs: int  # syncs finished since the server started
+    progress: dict | None  # {phase: scan | analyse | done, found, done, total}
+    report: dict | None  # the last sync's added, changed, moved, duplicates, restored, missing, ... lists
+    error: str | None
