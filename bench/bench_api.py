@@ -1,0 +1,218 @@
+"""Benchmark the HTTP API of the real server (``streamlit run serve.py``) on a large library.
+
+1. Builds a synthetic library (bench_search.build_library, described and categorised as in
+   bench_dashboard) with the full-size random CLAP's model id.
+2. In-process: ``Library.search_text`` for a repeated prompt (embedded once, then cached) and for
+   distinct prompts, median of N; then the library is closed.
+3. Starts the server on the same library and the same model, waits until the model and index are
+   ready, and times the same searches through ``POST /api/v1/search/text`` from this process
+   (HTTP/1.1, a new connection per request, as a script would).
+4. 16 concurrent clients searching for 30 s (prompts from a list, so most are cached after the
+   first round): requests, errors, p50 and p95.
+5. Uploads one 90 MB WAV through ``POST /api/v1/audio/upload`` and samples the server's RSS every
+   20 ms: the growth while the body streams in and the import runs.
+
+Usage:
+
+    .venv/bin/python bench/bench_api.py [--tracks 100000] [--model-dir DIR] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_dashboard import PROMPTS, describe, rss_mb  # noqa: E402
+from bench_search import build_library, machine  # noqa: E402
+
+CLIENTS = 16
+CONCURRENT_S = 30.0
+UPLOAD_MB = 90
+
+
+def post_json(url: str, body: dict) -> tuple[int, float]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+        return response.status, time.perf_counter() - started
+
+
+def percentiles(values: list[float]) -> dict:
+    ms = sorted(v * 1000 for v in values)
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1),
+            "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1), "max_ms": round(ms[-1], 1)}
+
+
+def in_process(settings, repeats: int) -> dict:
+    from engine.library import Library
+
+    with Library(settings) as library:
+        library.prepare_search()
+        library.search_text(PROMPTS[0])
+        repeated = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            library.search_text(PROMPTS[0])
+            repeated.append(time.perf_counter() - started)
+        distinct = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            library.search_text(f"{PROMPTS[i % len(PROMPTS)]} number {i}")
+            distinct.append(time.perf_counter() - started)
+    return {"repeated_prompt": percentiles(repeated), "distinct_prompts": percentiles(distinct)}
+
+
+def through_api(api: str, repeats: int) -> dict:
+    post_json(f"{api}/search/text", {"query": PROMPTS[0]})
+    repeated = [post_json(f"{api}/search/text", {"query": PROMPTS[0]})[1] for _ in range(repeats)]
+    distinct = [post_json(f"{api}/search/text", {"query": f"{PROMPTS[i % len(PROMPTS)]} item {i}"})[1]
+                for i in range(repeats)]
+    return {"repeated_prompt": percentiles(repeated), "distinct_prompts": percentiles(distinct)}
+
+
+def concurrent(api: str) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + CONCURRENT_S
+
+    def client(number: int) -> None:
+        i = number
+        while time.monotonic() < stop:
+            try:
+                status, took = post_json(f"{api}/search/text", {"query": PROMPTS[i % len(PROMPTS)], "limit": 20})
+                with lock:
+                    (latencies if status == 200 else errors).append(took if status == 200 else str(status))
+            except Exception as exc:  # a refused connection, a timeout: counted, not raised
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            i += CLIENTS
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"clients": CLIENTS, "seconds": CONCURRENT_S, "requests": len(latencies) + len(errors),
+            "errors": len(errors), "error_examples": errors[:5], **percentiles(latencies)}
+
+
+def upload(api: str, pid: int, work: Path) -> dict:
+    import soundfile as sf
+
+    seconds = int(UPLOAD_MB * 1024 * 1024 / (44_100 * 2 * 2))  # 16-bit stereo
+    rng = np.random.default_rng(0)
+    path = work / "big.wav"
+    sf.write(path, (0.1 * rng.standard_normal((seconds * 44_100, 2))).astype(np.float32), 44_100, subtype="PCM_16")
+    size = path.stat().st_size
+    boundary = "benchboundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        yield head
+        with open(path, "rb") as source:
+            while chunk := source.read(1 << 20):
+                yield chunk
+        yield tail
+
+    before = rss_mb(pid)
+    peak = [before]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            peak[0] = max(peak[0], rss_mb(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    request = urllib.request.Request(
+        f"{api}/audio/upload", data=body(), method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                 "Content-Length": str(len(head) + size + len(tail))})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        [accepted] = json.loads(response.read())
+    received_s = time.perf_counter() - started
+    received_peak = peak[0]
+    while True:  # the import runs in the background
+        with urllib.request.urlopen(f"{api}/audio/status/{accepted['job_id']}", timeout=60) as response:
+            job = json.loads(response.read())
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    sampling.set()
+    sampler.join()
+    return {"file_mb": round(size / 2**20, 1), "answered_s": round(received_s, 2), "job": job["status"],
+            "rss_before_mb": round(before), "rss_peak_while_receiving_mb": round(received_peak),
+            "growth_while_receiving_mb": round(received_peak - before),
+            "rss_peak_including_import_mb": round(peak[0]), "growth_including_import_mb": round(peak[0] - before)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "traum-bench-clap")
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    from bench_clap import build_full_size
+
+    from engine.clap import model_status
+    from engine.config import Settings
+    from tests.fixtures_server import serving
+
+    if not (args.model_dir / "config.json").exists():
+        build_full_size(args.model_dir)
+    report: dict = {"machine": machine(), "tracks": args.tracks}
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        settings = Settings(data_dir=data_dir, clap_model=str(args.model_dir), clap_device="cpu",
+                            max_file_size_mb=UPLOAD_MB + 10)
+        build_library(data_dir, args.tracks, 512, model_status(settings)["model_id"], chunk=50_000, seed=0)
+        report.update(describe(data_dir, args.model_dir, args.tracks))
+        report["in_process"] = in_process(settings, args.repeats)
+        env = {"TRAUM_MAX_FILE_SIZE_MB": str(UPLOAD_MB + 10)}
+        import psutil
+
+        with serving(work, args.model_dir, env=env) as url:
+            api = f"{url}/api/v1"
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:  # the model loads in the server's warm-up
+                with urllib.request.urlopen(f"{api}/health", timeout=30) as response:
+                    if json.loads(response.read())["model"]["loaded"]:
+                        break
+                time.sleep(1)
+            server = next(p for p in psutil.Process().children(recursive=True) if "serve.py" in " ".join(p.cmdline()))
+            report["through_api"] = through_api(api, args.repeats)
+            report["concurrent"] = concurrent(api)
+            report["upload"] = upload(api, server.pid, work)
+    for part in ("repeated_prompt", "distinct_prompts"):
+        report[f"api_minus_in_process_p50_ms_{part}"] = round(
+            report["through_api"][part]["p50_ms"] - report["in_process"][part]["p50_ms"], 1)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
