@@ -39,10 +39,10 @@ def processing_status(library: LibraryDep, job_id: str):
 
 
 @router.get("/files", response_model=list[AudioFile])
-def list_audio_files(library: LibraryDep, filters: Annotated[Filters, Depends(filters_from)],
+def list_audio_files(library: LibraryDep, response: Response, filters: Annotated[Filters, Depends(filters_from)],
                      skip: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                      name: str | None = None, sort: SortKey = "created_at",
-                     descending: bool = True, missing: bool = False, response: Response = None):
+                     descending: bool = True, missing: bool = False):
     """Tracks, newest first by default, with the library's filters; the total is in ``X-Total-Count``."""
     response.headers["X-Total-Count"] = str(library.count(filters, name=name, missing=missing))
     tracks = library.tracks(filters, name=name, missing=missing, sort=sort, descending=descending, limit=limit,
