@@ -221,3 +221,13 @@ def test_sorting_by_key_walks_the_camelot_wheel(settings, tmp_path):
         backwards = [t.filename for t in library.tracks(sort="key", descending=True)]
     assert ordered == [("fm.wav", "4A"), ("am.wav", "8A"), ("c.wav", "8B"), ("g.wav", "9B"), ("thump.wav", None)]
     assert backwards == ["g.wav", "c.wav", "am.wav", "fm.wav", "thump.wav"]  # keyless last either way
+
+
+def test_a_sort_and_a_filter_on_other_tables_combine(settings, samples):
+    with open_library(settings, CategoryFake()) as library:
+        library.ingest([samples])
+        # Sorting by kind (descriptions) while filtering by category (categories): both joined.
+        tracks = library.tracks(Filters(categories=("kick", "hi-hat")), sort="kind", descending=False)
+        assert {t.filename for t in tracks} == {"thump.wav", "tick.wav"}
+        by_category = library.tracks(Filters(kinds=("one-shot",)), sort="category", descending=False)
+        assert [t.category for t in by_category] == sorted(t.category for t in by_category)

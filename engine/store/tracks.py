@@ -225,7 +225,7 @@ class Tracks:
         direction = "DESC" if descending else "ASC"
         rows = self._db.rows(
             "list tracks",
-            f"SELECT {TRACK_COLUMNS} {_from(where + order)} WHERE {where}"
+            f"SELECT {TRACK_COLUMNS} {_from(where + ' ' + order)} WHERE {where}"
             f" ORDER BY {order} {direction} NULLS LAST, t.id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
