@@ -231,8 +231,8 @@ class FolderKeeper:
 
 def _real(path: str) -> str:
     """``path`` resolved (user folder expanded, links followed), or an InputError for one the
-    system cannot take (a NUL byte, an overlong name)."""
+    system cannot take (a NUL byte, an overlong name, "~someone" who is no user here)."""
     try:
         return os.path.realpath(Path(path).expanduser(), strict=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         raise InputError(f"{path!r} is not a usable path ({exc}).", title="Invalid path") from None
