@@ -40,7 +40,8 @@ def processing_status(library: LibraryDep, job_id: str):
 
 @router.get("/files", response_model=list[AudioFile])
 def list_audio_files(library: LibraryDep, response: Response, filters: Annotated[Filters, Depends(filters_from)],
-                     skip: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                     skip: Annotated[int, Query(ge=0, le=2**53)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                      name: str | None = None, sort: SortKey = "created_at",
                      descending: bool = True, missing: bool = False):
     """Tracks, newest first by default, with the library's filters; the total is in ``X-Total-Count``."""
