@@ -1,16 +1,25 @@
-"""Password hashing for the dashboard's optional password mode.
+"""Passwords for the dashboard's password mode, and the API's tokens and keys.
 
-scrypt from the standard library (a memory-hard KDF), a random salt per
-hash, and a constant-time comparison. The stored form is
+Passwords: scrypt from the standard library (a memory-hard KDF), a random
+salt per hash, and a constant-time comparison. The stored form is
 ``scrypt$n$r$p$salt_hex$hash_hex``; generate it with
 ``python -m engine hash-password`` and put it in TRAUM_AUTH_PASSWORD_HASH.
+
+API access tokens are signed and time-stamped by itsdangerous (HMAC-SHA1
+over the payload, the key derived from TRAUM_SECRET_KEY): a token is valid
+until it is older than the expiry or the key changes. API keys for scripts
+are random 32-byte strings shown once; the library keeps their SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+from pathlib import Path
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from engine.errors import ConfigError
 
@@ -38,3 +47,42 @@ def verify_password(password: str, encoded: str) -> bool:
             hint="Generate one with: python -m engine hash-password",
         ) from exc
     return hmac.compare_digest(digest.hex(), expected)
+
+
+TOKEN_SALT = "traum-api-access"
+KEY_PREFIX = "tk_"
+
+
+def secret_key(configured: str | None, data_dir: Path) -> str:
+    """TRAUM_SECRET_KEY, or a random key kept in ``data_dir/secret_key`` (made once, owner-only)."""
+    if configured:
+        return configured
+    path = Path(data_dir) / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(48)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(key)
+        return key
+
+
+def issue_token(key: str, subject: str) -> str:
+    return URLSafeTimedSerializer(key, salt=TOKEN_SALT).dumps({"sub": subject})
+
+
+def token_valid(key: str, token: str, *, max_age_s: float) -> bool:
+    try:
+        URLSafeTimedSerializer(key, salt=TOKEN_SALT).loads(token, max_age=max_age_s)
+    except (SignatureExpired, BadSignature):
+        return False
+    return True
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

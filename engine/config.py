@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Dashboard access: a password hash from `python -m engine hash-password`
     # turns on password mode; OIDC (st.login) is configured in .streamlit/secrets.toml.
     auth_password_hash: str | None = None
+    # API tokens while the dashboard is shared: signed with this key (a random one is made and kept
+    # in the data folder when none is set) and valid this long.
+    secret_key: str | None = None
+    access_token_expire_minutes: float = Field(60.0, gt=0)
 
     @field_validator("allowed_extensions", mode="before")
     @classmethod

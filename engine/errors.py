@@ -65,6 +65,12 @@ class LibraryLockedError(StoreError):
     title = "Library in use"
 
 
+class AuthError(EngineError):
+    """A request without valid credentials (a wrong password, an expired token, a revoked key)."""
+
+    title = "Not authorised"
+
+
 class NotFoundError(EngineError):
     title = "Not found"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import numpy as np
 
 from engine import analytics, audio
 from engine import categories as vocabulary
+from engine.auth import KEY_PREFIX, issue_token, key_digest, new_api_key, secret_key, token_valid, verify_password
 from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.classify import categorise_library
 from engine.config import Settings, load_settings
-from engine.errors import EngineError, InputError, ModelUnavailableError, NotFoundError
+from engine.errors import AuthError, EngineError, InputError, ModelUnavailableError, NotFoundError
 from engine.folders import FolderKeeper
 from engine.ingest import Ingestor, ProgressCallback, reembed
 from engine.reanalyse import ReanalyseState, outdated, reanalyse
@@ -400,6 +402,48 @@ class Library:
             if self._index is None or self._index.model_id != embedder.model_id:
                 self._index = VectorIndex(self._store, embedder.model_id, embedder.dim)
             return self._index
+
+    # -- API access (while the dashboard is shared) --------------------------------
+
+    def issue_token(self, password: str) -> dict:
+        """A signed access token for the dashboard's password (``access_token``, ``token_type``,
+        ``expires_in`` seconds); AuthError for a wrong one."""
+        encoded = self.settings.auth_password_hash
+        if not encoded:
+            raise AuthError("this server has no password login.",
+                            hint="Use an API key: python -m engine api-key create NAME")
+        if not verify_password(password, encoded):
+            time.sleep(1.0)  # slows guessing, as the login form does
+            raise AuthError("wrong password.")
+        lifetime = self.settings.access_token_expire_minutes * 60
+        return {"access_token": issue_token(self._secret_key(), "password"), "token_type": "bearer",
+                "expires_in": int(lifetime)}
+
+    def authorised(self, credential: str) -> bool:
+        """Whether a bearer credential is a live access token or a known API key."""
+        if credential.startswith(KEY_PREFIX):
+            return self._store.api_keys.known(key_digest(credential))
+        return token_valid(self._secret_key(), credential,
+                           max_age_s=self.settings.access_token_expire_minutes * 60)
+
+    def create_api_key(self, name: str) -> str:
+        """A new API key named ``name``: returned once, only its digest is kept."""
+        name = name.strip()
+        if not name or len(name) > 64:
+            raise InputError("an API key needs a name of 1 to 64 characters.", title="Invalid name")
+        key = new_api_key()
+        self._store.api_keys.add(name, key_digest(key))
+        return key
+
+    def revoke_api_key(self, name: str) -> None:
+        self._store.api_keys.remove(name.strip())
+
+    def api_keys(self) -> list[dict]:
+        """The API keys' names and when each was made (never the keys)."""
+        return self._store.api_keys.list()
+
+    def _secret_key(self) -> str:
+        return secret_key(self.settings.secret_key, self.settings.data_dir)
 
     # -- backup ---------------------------------------------------------------
 

@@ -158,13 +158,35 @@ def test_foreign_origin_may_not_change_anything(api, uploaded):
     assert len(api.get("/audio/files").json()) == 2  # nothing was deleted
 
 
-def test_a_shared_dashboard_closes_the_api_but_health(fake_library):
-    client = TestClient(create_api(lambda: fake_library, shared=lambda: True), base_url="http://studio.lan:8501")
-    assert client.get("/health").status_code == 200
-    for path in ("/audio/files", "/openapi.json"):
-        response = client.get(path)
-        assert response.status_code == 401 and error(response)["title"] == "API closed while shared"
-    assert client.post("/audio/upload", files={"file": ("a.wav", io.BytesIO(b"x"), "audio/wav")}).status_code == 401
+def test_a_shared_dashboard_needs_a_token_or_an_api_key(settings, fake_embedder):
+    from engine.auth import hash_password
+    from engine.library import Library
+
+    shared_settings = settings.model_copy(update={"auth_password_hash": hash_password("correct horse"),
+                                                  "access_token_expire_minutes": 1.0 / 60})
+    with Library(shared_settings, embedder_provider=lambda: fake_embedder) as library:
+        client = TestClient(create_api(lambda: library, shared=lambda: True), base_url="http://studio.lan:8501")
+        assert client.get("/health").status_code == 200  # open: monitoring needs no login
+        for path in ("/audio/files", "/openapi.json"):
+            response = client.get(path)
+            assert response.status_code == 401 and error(response)["title"] == "Not authorised"
+        assert client.post("/audio/upload", files={"file": ("a.wav", io.BytesIO(b"x"), "audio/wav")}).status_code == 401
+        wrong = client.post("/auth/token", json={"password": "wrong horse"})
+        assert wrong.status_code == 401 and error(wrong)["message"] == "wrong password."
+        token = client.post("/auth/token", json={"password": "correct horse"}).json()
+        assert token["token_type"] == "bearer" and token["expires_in"] == 1
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        assert client.get("/audio/files", headers=bearer).status_code == 200
+        forged = {"Authorization": f"Bearer {token['access_token'][:-2]}xx"}
+        assert client.get("/audio/files", headers=forged).status_code == 401
+        time.sleep(2.1)  # the token lived one second
+        assert client.get("/audio/files", headers=bearer).status_code == 401
+        key = library.create_api_key("daw-script")
+        assert key not in str(library.api_keys())  # only its digest is kept
+        with_key = {"Authorization": f"Bearer {key}"}
+        assert client.get("/audio/files", headers=with_key).status_code == 200
+        library.revoke_api_key("daw-script")
+        assert client.get("/audio/files", headers=with_key).status_code == 401
 
 
 def test_folders_add_sync_list_and_remove(api, tmp_path):

@@ -77,6 +77,18 @@ def test_list_and_show_say_what_a_sample_is_and_filter_on_it(capsys, data_dir, a
     assert code == 0 and report == {"analysed": [], "failed": []}
 
 
+def test_api_keys_are_shown_once_listed_by_name_and_revoked(capsys, data_dir):
+    code, created = run_json(capsys, "api-key", "create", "daw-script")
+    assert code == 0 and created["key"].startswith("tk_") and len(created["key"]) > 40
+    code, keys = run_json(capsys, "api-key", "list")
+    assert [k["name"] for k in keys] == ["daw-script"] and created["key"] not in json.dumps(keys)
+    code, error = run_json(capsys, "api-key", "create", "daw-script")
+    assert code == 1 and error["error"]["title"] == "Name taken"
+    assert run_json(capsys, "api-key", "revoke", "daw-script") == (0, {"revoked": "daw-script"})
+    code, error = run_json(capsys, "api-key", "revoke", "daw-script")
+    assert code == 1 and error["error"]["title"] == "Not found"
+
+
 def test_every_command_has_help(capsys):
     for command in ("ingest", "stats", "list", "show", "delete", "reanalyse"):
         with pytest.raises(SystemExit) as info:

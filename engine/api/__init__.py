@@ -21,10 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import __version__
-from engine.api import audio, folders, search, service
+from engine.api import audio, folders, search, service, tokens
 from engine.api.guard import Guard
 from engine.api.models import ErrorResponse
 from engine.errors import (
+    AuthError,
     EngineError,
     InputError,
     LibraryLockedError,
@@ -36,6 +37,7 @@ from engine.errors import (
 
 # The most specific class first.
 STATUS_OF = (
+    (AuthError, 401),
     (NotFoundError, 404),
     (TooLargeError, 413),
     (UnsupportedTypeError, 415),
@@ -45,7 +47,7 @@ STATUS_OF = (
 )
 # Every route may answer these, each with an ErrorResponse (documented, so clients and the schema agree).
 ERRORS = {status: {"model": ErrorResponse, "description": description} for status, description in (
-    (400, "A foreign Host (see the guard)"), (401, "The dashboard is shared: only /health answers"),
+    (400, "A foreign Host (see the guard)"), (401, "No valid token or API key while the dashboard is shared"),
     (403, "A change sent from another site's page"), (404, "No such track or job"),
     (413, "Over the size limit"), (415, "A file type that is not allowed"),
     (422, "Input the engine or the schema refuses"), (503, "The model cannot load, or the library is held"),
@@ -54,15 +56,15 @@ ERRORS = {status: {"model": ErrorResponse, "description": description} for statu
 
 def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False) -> FastAPI:
     """The API over ``library()`` (the process's Library, looked up per request); ``shared()`` says
-    whether the dashboard is shared (then only /health answers: engine.api.guard)."""
+    whether the dashboard is shared (then requests need a token or an API key: engine.api.guard)."""
     api = FastAPI(title="Traum-Engine API", version=__version__,
                   description="Search and organise your own sound library. Errors carry a title, a message "
                               "and a hint.")
     api.state.library = library
-    api.add_middleware(Guard, shared=shared)
+    api.add_middleware(Guard, shared=shared, authorised=lambda credential: library().authorised(credential))
     api.add_exception_handler(EngineError, engine_error)
     api.add_exception_handler(RequestValidationError, invalid_request)
-    for router in (service.router, audio.router, search.router, folders.router):
+    for router in (service.router, tokens.router, audio.router, search.router, folders.router):
         api.include_router(router, responses=ERRORS)
     return api
 

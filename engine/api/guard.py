@@ -12,8 +12,10 @@ reach it. Two rules stop that:
   form post or fetch is refused; scripts and curl send no Origin and pass.
 
 When the dashboard is shared (a password or OIDC login, or a non-loopback
-address), every route but ``/health`` is refused:
-the API must never be a way round the dashboard's login.
+address), every route but ``/health`` and ``/auth/token`` needs
+``Authorization: Bearer ...``: an access token from ``/auth/token`` (the
+dashboard's password) or an API key (``python -m engine api-key create``).
+The API must never be a way round the dashboard's login.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
-OPEN_PATHS = {"/health"}
+OPEN_PATHS = {"/health", "/auth/token"}
 
 
 class Guard:
     """Pure ASGI middleware for the API app (Streamlit's own routes are not wrapped)."""
 
-    def __init__(self, app, *, shared: Callable[[], bool]):
+    def __init__(self, app, *, shared: Callable[[], bool], authorised: Callable[[str], bool]):
         self.app = app
         self.shared = shared
+        self.authorised = authorised  # a bearer credential -> valid or not
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -59,13 +62,16 @@ class Guard:
         if scope["method"] in STATE_CHANGING and origin is not None and not same_origin(origin, host):
             return (403, "Foreign origin", f"requests from {origin!r} may not change this library.",
                     "Call the API from a script or the dashboard itself.")
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        if shared and path.removeprefix(root) not in OPEN_PATHS:
-            return (401, "API closed while shared",
-                    "this dashboard is shared (a login or a non-local address) and the API has no login "
-                    "of its own, so only /health answers.",
-                    "Run the server on 127.0.0.1 without a login to use the API locally.")
+        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+        if shared and path not in OPEN_PATHS:
+            scheme, _, credential = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                return (401, "Not authorised", "this dashboard is shared, so the API needs a bearer token.",
+                        "POST the dashboard's password to /api/v1/auth/token, or create an API key with "
+                        "'python -m engine api-key create NAME'; send it as 'Authorization: Bearer ...'.")
+            if not self.authorised(credential.strip()):
+                return (401, "Not authorised", "the token has expired or the API key was revoked.",
+                        "Get a new token from /api/v1/auth/token, or a new API key.")
         return None
 
 

@@ -192,3 +192,15 @@ class SyncState(BaseModel):
     progress: dict | None  # {phase: scan | analyse | done, found, done, total}
     report: dict | None  # the last sync's added, changed, moved, duplicates, restored, missing, ... lists
     error: str | None
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str  # "bearer"
+    expires_in: int  # seconds

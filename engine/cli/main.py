@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.cli import describe, folders, tracks
+from engine.cli import access, describe, folders, tracks
 from engine.cli.common import EXIT_FAILED, EXIT_USAGE, emit_error
 from engine.errors import ConfigError, EngineError
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.register(commands, common)
     folders.register(commands, common)
     describe.register(commands, common)
+    access.register(commands, common)
     return parser
 
 

@@ -299,3 +299,15 @@ DESCRIPTIONS_SQL = """
 """
 
 MIGRATIONS.append(("0006_descriptions_and_categories", DESCRIPTIONS_SQL))
+
+
+API_KEYS_SQL = """
+    -- Long-lived keys for scripts using the API while the dashboard is shared; only a digest is kept.
+    CREATE TABLE api_keys (
+        name VARCHAR PRIMARY KEY,
+        digest VARCHAR NOT NULL UNIQUE,  -- SHA-256 of the key, hex
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+"""
+
+MIGRATIONS.append(("0007_api_keys", API_KEYS_SQL))
