@@ -9,7 +9,7 @@
 * ``store.descriptions``: what each sample is, its categories per model (``descriptions.py``);
 * ``store.embeddings``: vectors per model and why one is missing (``embeddings.py``);
 * ``store.jobs``: one import job per file (``jobs.py``);
-* ``store.api_keys``: digests of the API's keys (``keys.py``);
+* ``store.api_keys``: digests of the API's keys (``api_keys.py``);
 * ``store.journal``: the in-process change log search indexes replay (``journal.py``).
 
 ``database.py`` holds the connection, its lock, transactions and the
@@ -29,7 +29,7 @@ from engine.store.files import ManagedFiles
 from engine.store.folders import Folders
 from engine.store.jobs import Jobs
 from engine.store.journal import Journal
-from engine.store.keys import ApiKeys
+from engine.store.api_keys import ApiKeys
 from engine.store.sources import Sources
 from engine.store.tracks import SORTABLE, Tracks
 from engine.store.types import (
