@@ -24,6 +24,8 @@ import json
 from typing import Callable
 from urllib.parse import urlsplit
 
+import anyio.to_thread
+
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 OPEN_PATHS = {"/health", "/auth/token"}
@@ -42,7 +44,9 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = headers.get("host", "")
-        refusal = self._refusal(scope, headers, host)
+        # Off the event loop: checking a key reads the library, which an import may hold a moment,
+        # and the loop also carries the dashboard.
+        refusal = await anyio.to_thread.run_sync(self._refusal, scope, headers, host)
         if refusal is not None:
             status, title, message, hint = refusal
             body = json.dumps({"detail": {"title": title, "message": message, "hint": hint}}).encode()
