@@ -237,8 +237,10 @@ def shared() -> bool:
     listens on an address other than loopback. The API then answers only /health (engine.api.guard)."""
     from streamlit import config
 
+    from engine.api.guard import LOOPBACK_NAMES
+
     address = config.get_option("server.address")
-    local = address is not None and address.strip("[]") in ("127.0.0.1", "localhost", "::1")
+    local = address is not None and address.strip("[]") in LOOPBACK_NAMES
     try:
         password = settings().auth_password_hash
     except EngineError:  # a broken .env: treat as shared, the safe side

@@ -240,15 +240,13 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     def one(track: Track) -> FileResult:
         name = track.filename
         try:
-            path = readable_file(store, track)
-            report_progress(progress, Progress(track.id, name, "decode", 0.2))
-            decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=name)
+            _, decoded = decode_stored(store, settings, track, progress)
             report_progress(progress, Progress(track.id, name, "embed", 0.5))
             vectors = embed_decoded(decoded, batcher.embed_audio)
             store.embeddings.save(track.id, vectors.for_model(embedder.model_id))
             result = FileResult(name, JobStatus.ADDED, track.id)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, EngineError) else f"{name}: {type(exc).__name__}: {exc}"
+            message = failure_message(name, exc)
             store.embeddings.note_failure(track.id, EmbeddingFailure(embedder.model_id, message))
             result = FileResult(name, JobStatus.FAILED, track.id, error=message)
         report_progress(progress, Progress(track.id, name, "done", 1.0, result))
@@ -259,6 +257,20 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
     with WindowBatcher(embedder, batch_windows=settings.clap_batch_windows) as batcher:
         with ThreadPoolExecutor(max_workers=min(settings.max_concurrent_jobs, len(pending))) as pool:
             return list(pool.map(one, pending))
+
+
+def decode_stored(store: Store, settings: Settings, track: Track,
+                  progress: ProgressCallback | None) -> tuple[Path, audio.DecodedAudio]:
+    """A stored track's file (``readable_file``) and its audio, decoded again (reembed, reanalyse)."""
+    path = readable_file(store, track)
+    report_progress(progress, Progress(track.id, track.filename, "decode", 0.2))
+    return path, audio.decode(path, max_duration_s=settings.max_duration_s, display_name=track.filename)
+
+
+def failure_message(name: str, exc: Exception) -> str:
+    """What a pass over stored tracks reports for one that failed: the engine's own message, or the
+    name and the unexpected error."""
+    return str(exc) if isinstance(exc, EngineError) else f"{name}: {type(exc).__name__}: {exc}"
 
 
 def readable_file(store: Store, track: Track) -> Path:

@@ -15,12 +15,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine import audio
 from engine.analysis import DESCRIPTION_VERSION
 from engine.config import Settings
-from engine.errors import EngineError
 from engine.features import FEATURE_VERSION, warm_up
-from engine.ingest import Progress, ProgressCallback, readable_file, report_progress
+from engine.ingest import Progress, ProgressCallback, decode_stored, failure_message, report_progress
 from engine.stages import FileResult, measure_decoded
 from engine.store import JobStatus, Store, Track
 
@@ -81,9 +79,7 @@ def reanalyse(store: Store, settings: Settings, *, progress: ProgressCallback | 
 def _one(store: Store, settings: Settings, track: Track, progress: ProgressCallback | None) -> FileResult:
     name = track.filename
     try:
-        path = readable_file(store, track)
-        report_progress(progress, Progress(track.id, name, "decode", 0.2))
-        decoded = audio.decode(path, max_duration_s=settings.max_duration_s, display_name=name)
+        path, decoded = decode_stored(store, settings, track, progress)
         report_progress(progress, Progress(track.id, name, "features", 0.6))
         # The hints come from where the file is (a managed copy's path is its hash: its name then).
         measurements, description = measure_decoded(
@@ -91,9 +87,7 @@ def _one(store: Store, settings: Settings, track: Track, progress: ProgressCallb
         saved = store.descriptions.save(track.id, measurements, description)
         result = FileResult(name, JobStatus.ADDED if saved else JobStatus.FAILED, track.id,
                             error=None if saved else f"{name}: the track was deleted meanwhile.")
-    except EngineError as exc:
-        result = FileResult(name, JobStatus.FAILED, track.id, error=str(exc))
     except Exception as exc:  # one bad file never stops the pass
-        result = FileResult(name, JobStatus.FAILED, track.id, error=f"{name}: {type(exc).__name__}: {exc}")
+        result = FileResult(name, JobStatus.FAILED, track.id, error=failure_message(name, exc))
     report_progress(progress, Progress(track.id, name, "done", 1.0, result))
     return result

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.store.api_keys import ApiKeys
 from engine.store.database import Database
 from engine.store.descriptions import Descriptions
 from engine.store.embeddings import Embeddings
@@ -29,7 +30,6 @@ from engine.store.files import ManagedFiles
 from engine.store.folders import Folders
 from engine.store.jobs import Jobs
 from engine.store.journal import Journal
-from engine.store.api_keys import ApiKeys
 from engine.store.sources import Sources
 from engine.store.tracks import SORTABLE, Tracks
 from engine.store.types import (
