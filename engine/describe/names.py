@@ -221,6 +221,9 @@ def _key(tokens: list[str], *, tempo_token: set[int]) -> tuple[str, str | None] 
         has_mode = parsed[1] is not None and not re.fullmatch(r"0?\d{1,2}[ABab]|[A-G][#b]?M", token)
         if has_mode:
             return parsed
+        # A note with a sharp ("Kick_808_C#") is no counter or variation letter: it stands alone.
+        if re.fullmatch(r"[A-G][#♯]", token):
+            return parsed
         beside = {i - 1, i + 1}
         if beside & tempo_token or before == "key" or (i + 1 < len(tokens) and tokens[i + 1].lower() == "key"):
             return parsed

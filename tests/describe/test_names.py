@@ -13,6 +13,8 @@ from engine.describe import NameHints, hints_from_path
         ("Loops/128 BPM/drum_loop.wav", 128.0, None, "loop", "drums"),
         ("Pad_Fmin_90.wav", 90.0, ("F", "minor"), None, "pad"),
         ("Kick_808_C#_140bpm.wav", 140.0, ("C#", None), "one-shot", "kick"),
+        ("Kicks/Kick_808_C#.aiff", None, ("C#", None), "one-shot", "kick"),
+        ("Bass_F#_Sub.wav", None, ("F#", None), None, "bass"),
         ("Amen Break 170.wav", 170.0, None, "loop", "drums"),
         ("A_Kick.wav", None, None, "one-shot", "kick"),
         ("Dark Bass 03.wav", None, None, None, "bass"),
