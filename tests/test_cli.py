@@ -69,6 +69,8 @@ def test_list_and_show_say_what_a_sample_is_and_filter_on_it(capsys, data_dir, a
     # No model here: no categories, and a category filter finds nothing rather than failing.
     code, listing = run_json(capsys, "list", "--category", "kick")
     assert code == 0 and listing == [] and shots[0]["categories"] == []
+    assert main(["list", "--category", "kick"]) == 0
+    assert capsys.readouterr().out.strip() == "No tracks match."
     code, error = run_json(capsys, "list", "--key", "H minor")
     assert code == 1 and error["error"]["title"] == "Invalid filter" and "F minor" in error["error"]["message"]
     code, error = run_json(capsys, "search", "kick", "--compatible-with", "F")

@@ -125,8 +125,12 @@ def cmd_list(args) -> int:
     if args.json:
         print_json([public(t) for t in tracks])
     elif not tracks:
-        print("No track is missing." if args.missing else
-              "The library is empty. Add a folder with: python -m engine folder add FOLDER")
+        if args.missing:
+            print("No track is missing.")
+        elif filters.described or args.offset:
+            print("No tracks match.")
+        else:
+            print("The library is empty. Add a folder with: python -m engine folder add FOLDER")
     else:
         for t in tracks:
             tempo = f"{t.tempo:.1f} BPM" if t.tempo else "no pulse"
