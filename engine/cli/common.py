@@ -104,7 +104,7 @@ class FileBar:
     def on_file(self, event) -> None:
         if event.result is None:
             return
-        bar = self._bar or self._open(self._label, None)
+        bar = self._bar if self._bar is not None else self._open(self._label, None)  # tqdm has no truth value
         bar.update(1)
         bar.set_postfix_str(Path(event.source).name[:40])
 
