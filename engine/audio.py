@@ -142,7 +142,9 @@ def decode(path: Path, *, max_duration_s: float, display_name: str | None = None
         if declared is None or declared.libsndfile_reads:
             # Not a WAV/AIFF/Ogg, or one whose codec libsndfile has: the file itself is at fault.
             raise DecodeError(
-                f"{name}: the content could not be read as audio ({first_line(exc, 160)}).",
+                # The library's spooled copy of an upload keeps its name out of the codec's words.
+                f"{name}: the content could not be read as audio "
+                f"({first_line(exc, 160).replace(str(path), name)}).",
                 hint="The file may be damaged, truncated or not audio at all; "
                 "re-export it as wav, aiff, flac, mp3, ogg or m4a.",
             ) from None
