@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -33,13 +34,15 @@ from engine.stages import FileResult
 from engine.store import SORTABLE, Filters, Folder, Job, JobStatus, Store, Track
 from engine.store.types import KINDS
 from engine.sync import SyncCallback, SyncProgress, SyncReport
+from engine.tasks import Report, Task, TaskRunner
 from engine.vectors import PIPELINE_VERSION, embed_decoded
 from engine.worker import IngestWorker
 
-__all__ = ["CATEGORIES", "KINDS", "SORTABLE", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus",
-           "Library", "SyncProgress", "SyncReport", "Track"]
+__all__ = ["CATEGORIES", "KINDS", "SORTABLE", "TASKS", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus",
+           "Library", "SyncProgress", "SyncReport", "Task", "Track"]
 
 CATEGORIES = vocabulary.NAMES  # the category vocabulary, in its order
+TASKS = ("ingest", "sync", "add_folder", "export")  # what start_task runs
 
 
 class Library:
@@ -65,6 +68,7 @@ class Library:
         self._analysis_lock = threading.Lock()
         self._analysis_stop = threading.Event()
         self._analysis_thread: threading.Thread | None = None
+        self._tasks = TaskRunner()
 
     def close(self) -> None:
         self._folders.stop_watching()
@@ -402,6 +406,43 @@ class Library:
             if self._index is None or self._index.model_id != embedder.model_id:
                 self._index = VectorIndex(self._store, embedder.model_id, embedder.dim)
             return self._index
+
+    # -- tasks: the CLI's long commands, run by the server that holds the library ----------
+
+    def start_task(self, action: str, **options) -> Task:
+        """Run one of TASKS in the background, after any asked for before it; follow it with :meth:`task`.
+
+        ``ingest`` (paths, copy), ``sync`` (paths, prune), ``add_folder`` (path, watch) and ``export``
+        (target) are the methods of the same names, so a task's result is what the CLI prints when it
+        opens the library itself: the file results, the sync's report, the export's manifest.
+        """
+        calls = {"ingest": self._ingest_task, "sync": self._sync_task, "add_folder": self._add_folder_task,
+                 "export": lambda report, target: self.export(Path(target))}
+        if action not in calls:
+            raise InputError(f"no task {action!r}; the tasks are {', '.join(TASKS)}.", title="Unknown task")
+        return self._tasks.submit(action, partial(calls[action], **options))
+
+    def task(self, task_id: str) -> Task:
+        """A task by id: status (queued, running, done, failed), latest progress, result or error."""
+        return self._tasks.get(task_id)
+
+    def _ingest_task(self, report: Report, *, paths: list[str], copy: bool = False) -> list[dict]:
+        done = 0
+
+        def note(event) -> None:
+            nonlocal done
+            if event.result is not None:
+                done += 1
+                report({"phase": "analyse", "done": done, "source": event.source})
+
+        return [result.to_dict() for result in self.ingest(paths, copy=copy, progress=note)]
+
+    def _sync_task(self, report: Report, *, paths: list[str] | None = None, prune: bool = False) -> dict:
+        progress = lambda event: report(asdict(event))  # noqa: E731
+        return self.sync(paths or None, prune=prune, progress=progress).to_dict()
+
+    def _add_folder_task(self, report: Report, *, path: str, watch: bool = True) -> dict:
+        return self.add_folder(path, watch=watch, progress=lambda event: report(asdict(event))).to_dict()
 
     # -- API access (while the dashboard is shared) --------------------------------
 

@@ -14,6 +14,7 @@ held by another process.
 
 from __future__ import annotations
 
+import hmac
 from typing import Callable
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import __version__
-from engine.api import audio, folders, search, service, tokens
+from engine.api import audio, folders, search, service, tasks, tokens
 from engine.api.guard import Guard
 from engine.api.models import ErrorResponse
 from engine.errors import (
@@ -47,31 +48,43 @@ STATUS_OF = (
 )
 # Every route may answer these, each with an ErrorResponse (documented, so clients and the schema agree).
 ERRORS = {status: {"model": ErrorResponse, "description": description} for status, description in (
-    (400, "A foreign Host (see the guard)"), (401, "No valid token or API key while the dashboard is shared"),
+    (400, "A foreign Host (see the guard), or a request the engine refuses"),
+    (401, "No valid token or API key while the dashboard is shared"),
     (403, "A change sent from another site's page"), (404, "No such track or job"),
     (413, "Over the size limit"), (415, "A file type that is not allowed"),
     (422, "Input the engine or the schema refuses"), (503, "The model cannot load, or the library is held"),
 )}
 
 
-def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False) -> FastAPI:
+def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False,
+               local_token: Callable[[], str | None] = lambda: None) -> FastAPI:
     """The API over ``library()`` (the process's Library, looked up per request); ``shared()`` says
-    whether the dashboard is shared (then requests need a token or an API key: engine.api.guard)."""
+    whether the dashboard is shared (then requests need a token or an API key: engine.api.guard);
+    ``local_token()`` is this start's token from the server's note (engine.remote.record), which
+    the user's own commands send."""
+
+    def authorised(credential: str) -> bool:
+        token = local_token()
+        if token is not None and hmac.compare_digest(credential.encode(), token.encode()):
+            return True
+        return library().authorised(credential)
+
     api = FastAPI(title="Traum-Engine API", version=__version__,
                   description="Search and organise your own sound library. Errors carry a title, a message "
                               "and a hint.")
     api.state.library = library
-    api.add_middleware(Guard, shared=shared, authorised=lambda credential: library().authorised(credential))
+    api.state.local_token = local_token
+    api.add_middleware(Guard, shared=shared, authorised=authorised)
     api.add_exception_handler(EngineError, engine_error)
     api.add_exception_handler(RequestValidationError, invalid_request)
-    for router in (service.router, tokens.router, audio.router, search.router, folders.router):
+    for router in (service.router, tokens.router, audio.router, search.router, folders.router, tasks.router):
         api.include_router(router, responses=ERRORS)
     return api
 
 
 def engine_error(request: Request, exc: EngineError) -> JSONResponse:
     status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 400)
-    return JSONResponse({"detail": exc.to_dict()}, status_code=status)
+    return JSONResponse({"detail": {**exc.to_dict(), "type": type(exc).__name__}}, status_code=status)
 
 
 def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,9 @@ from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 # system's); the API says which, as RFC 3339 requires: "2026-11-29T11:58:17+01:00".
 Timestamp = Annotated[dt.datetime, AfterValidator(lambda value: value if value.tzinfo else value.astimezone())]
 
+# The most results one search returns (the CLI's --limit reaches this far through the server too).
+MAX_RESULTS = 10_000
+
 # What the filters accept, in the schema itself, so a client (and the fuzzer) knows before asking.
 KindName = Literal[KINDS]  # type: ignore[valid-type]
 CategoryName = Literal[NAMES]  # type: ignore[valid-type]
@@ -26,6 +29,9 @@ class ErrorDetail(BaseModel):
     title: str
     message: str
     hint: str | None = None
+    type: str | None = None  # the engine's error class ("InputError"); None for the guard's refusals
+
+
 
 
 class ErrorResponse(BaseModel):
@@ -92,18 +98,22 @@ class AudioFile(BaseModel):
     key_confidence: float | None
     camelot: str | None
     tempo_source: str | None
+    key_tonic: str | None  # "C" ... "B" in sharps
+    key_mode: str | None  # "major", "minor", or None when only the note is known
+    key_source: str | None  # "audio" or "name"
     categories: list[Category]
-    storage: str
+    storage: str  # "managed" (the library's copy) or "referenced" (the user's file in place)
+    path: str  # managed: relative to the data folder; referenced: absolute
+    locations: list[str]  # every absolute path holding this content, the managed copy first
     missing: bool
-
-
-class AudioMetadata(AudioFile):
-    file_path: str  # the playable file, absolute
-    locations: list[str]
     analysed_duration: float
     truncated: bool
     file_mtime: float | None
     feature_version: int | None
+
+
+class AudioMetadata(AudioFile):
+    file_path: str  # the playable file, absolute
 
 
 class SearchFilters(BaseModel):
@@ -122,7 +132,7 @@ class SearchFilters(BaseModel):
 
 class TextSearch(SearchFilters):
     query: str = Field(min_length=1, max_length=500, pattern=r"\S", description='e.g. "punchy 808 kick"')
-    limit: int = Field(20, ge=1, le=500)
+    limit: int = Field(20, ge=1, le=MAX_RESULTS)
     min_score: float | None = Field(None, ge=-1, le=1)
     segments: bool = False
 
@@ -140,6 +150,7 @@ class SearchResult(BaseModel):
     segment_start: float | None
     segment_end: float | None
     format: str
+    storage: str
     kind: str | None
     key: str | None
     camelot: str | None
@@ -204,3 +215,65 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: str  # "bearer"
     expires_in: int  # seconds
+
+
+class LibraryStats(BaseModel):
+    tracks: int
+    total_duration_s: float
+    total_bytes: int
+    formats: dict[str, int]  # tracks per format, most first
+    missing: int  # tracks whose files are all gone
+    pending_embeddings: int | None  # None until the model has loaded
+
+
+class IngestTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[PathText] = Field(min_length=1, max_length=10_000)  # files and folders on the server's machine
+    copy_files: bool = Field(False, alias="copy", description="keep a copy under the library's folder")
+
+
+class SyncTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[PathText] = Field([], max_length=10_000)  # empty: every folder
+    prune: bool = False  # remove tracks whose files are all gone
+
+
+class FolderTask(FolderAdd):
+    pass
+
+
+class ExportTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: PathText  # an empty or new folder on the server's machine
+
+
+class TaskOut(BaseModel):
+    id: str
+    action: str  # ingest, sync, add_folder, export
+    status: str  # queued, running, done, failed
+    progress: dict  # the latest event: {phase, done, source} for ingest; {phase, found, done, total} for syncs
+    result: list[dict] | dict | None  # ingest: a result per file; sync, add_folder: the report; export: the manifest
+    error: ErrorDetail | None
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"\S", description="what the key is for")
+
+
+class ApiKeyCreated(BaseModel):
+    name: str
+    key: str  # shown once
+
+
+class ApiKeyOut(BaseModel):
+    name: str
+    created_at: Timestamp
+
+
+class ApiKeyRevoked(BaseModel):
+    revoked: str

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from engine.api.deps import LibraryDep, filters_from
-from engine.api.models import SearchResult, TextSearch
+from engine.api.models import MAX_RESULTS, SearchResult, TextSearch
 from engine.errors import InputError
 from engine.library import Filters, Hit
 
@@ -31,7 +31,7 @@ def search_text(library: LibraryDep, body: TextSearch):
 @router.post("/audio", response_model=list[SearchResult])
 def search_audio(library: LibraryDep, filters: Annotated[Filters, Depends(filters_from)],
                  file: Annotated[UploadFile, File(description="an example clip")],
-                 limit: Annotated[int, Form(ge=1, le=500)] = 20,
+                 limit: Annotated[int, Form(ge=1, le=MAX_RESULTS)] = 20,
                  min_score: Annotated[float | None, Form(ge=-1, le=1)] = None,
                  segments: Annotated[bool, Form()] = False):
     """Tracks that sound like an example clip (multipart ``file``; filters as query parameters)."""
@@ -44,7 +44,7 @@ def search_audio(library: LibraryDep, filters: Annotated[Filters, Depends(filter
 
 @router.get("/similar/{file_id}", response_model=list[SearchResult])
 def search_similar(library: LibraryDep, file_id: str, filters: Annotated[Filters, Depends(filters_from)],
-                   limit: Annotated[int, Query(ge=1, le=500)] = 20,
+                   limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 20,
                    min_score: Annotated[float | None, Query(ge=-1, le=1)] = None, segments: bool = False):
     """More like a track in the library (never the track itself)."""
     return results(library.search_like(file_id, filters=filters, limit=limit, min_score=min_score,

@@ -1,4 +1,4 @@
-"""``/health`` and ``/analytics``: the server's state and the library's distributions."""
+"""``/health``, ``/stats`` and ``/analytics``: the server's state, the library's totals and its distributions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from engine import __version__
 from engine.api.deps import LibraryDep, filters_from
-from engine.api.models import Health, ModelHealth
+from engine.api.models import Health, LibraryStats, ModelHealth
 from engine.library import Filters
 
 router = APIRouter(tags=["service"])
@@ -20,6 +20,13 @@ def health(library: LibraryDep):
     status = library.model_status()
     return Health(status="ok", version=__version__, tracks=library.count(),
                   model=ModelHealth(**{key: status.get(key) for key in ModelHealth.model_fields}))
+
+
+@router.get("/stats", response_model=LibraryStats)
+def stats(library: LibraryDep):
+    """Library totals: tracks, hours of audio, bytes, tracks per format, missing tracks, and
+    embeddings still to compute."""
+    return LibraryStats(**library.stats())
 
 
 @router.get("/analytics/distributions", tags=["analytics"])
