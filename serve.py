@@ -5,12 +5,21 @@ both on one host and port. The pages and the API share the process's one
 Library (``ui.library()``), so its model and search index load once and no
 second process ever opens the library. app.py stays the dashboard's script:
 the tests and ``streamlit run app.py`` use it alone.
+
+At start the server opens the library and leaves a note in the data folder
+(engine.remote.record) so that the CLI reaches it through the API while it
+runs; the note's per-start token is accepted as a bearer credential.
 """
+
+import contextlib
+import logging
+import threading
 
 from starlette.middleware import Middleware
 from streamlit.starlette import App
 
 from engine.api import create_api
+from engine.remote import record
 
 PREFIX = "/api/v1"
 
@@ -29,7 +38,48 @@ def shared() -> bool:
     return ui.shared()
 
 
-api = create_api(library, shared=shared)
+_record = None  # this start's note in the data folder (engine.remote.record), while serving
+
+
+def local_token() -> str | None:
+    return _record.token if _record is not None else None
+
+
+api = create_api(library, shared=shared, local_token=local_token)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    """At start: open the library (so this server holds it, not a command run a moment later) and
+    leave the note that lets the CLI reach it through the API; at stop, take the note back."""
+    global _record
+    from streamlit import config
+
+    from engine.config import load_settings
+    from engine.errors import EngineError
+
+    threading.Thread(target=_open_library, name="open-library", daemon=True).start()
+    try:
+        data_dir = load_settings().data_dir
+    except EngineError:  # a broken configuration: the dashboard says what is wrong
+        data_dir = None
+    if data_dir is not None:
+        url = record.api_url(address=config.get_option("server.address"), port=config.get_option("server.port"),
+                             base_path=config.get_option("server.baseUrlPath") or "")
+        _record = record.write(data_dir, url=url)
+    try:
+        yield
+    finally:
+        if _record is not None:
+            record.remove(data_dir, _record)
+            _record = None
+
+
+def _open_library() -> None:
+    try:
+        library()
+    except Exception:  # held by another process, or broken: the dashboard's pages say so
+        logging.getLogger(__name__).warning("the library could not be opened at start", exc_info=True)
 
 
 class ApiFirst:
@@ -51,4 +101,4 @@ class ApiFirst:
         return await self.app(scope, receive, send)
 
 
-app = App("app.py", middleware=[Middleware(ApiFirst)])
+app = App("app.py", middleware=[Middleware(ApiFirst)], lifespan=lifespan)

@@ -2,6 +2,7 @@
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -213,3 +214,80 @@ def test_folders_add_sync_list_and_remove(api, tmp_path):
     removed = api.delete("/folders", params={"path": str(pack)})
     assert removed.status_code == 200 and len(removed.json()["tracks_removed"]) == 2
     assert (pack / "kick.wav").exists() and api.get("/audio/files").json() == []
+
+
+def finished(api, task: dict) -> dict:
+    deadline = time.monotonic() + 60
+    while task["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, task
+        time.sleep(0.1)
+        task = api.get(f"/tasks/{task['id']}").json()
+    return task
+
+
+def test_tasks_run_the_cli_commands_with_their_own_results(api, tmp_path):
+    pack = tmp_path / "pack"
+    write_audio(pack / "kick.wav", sine(60, 0.5), 44_100)
+    write_audio(pack / "Loops" / "beat.wav", click_track(120, 4), 44_100)
+    (pack / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnope")
+    started = api.post("/tasks/ingest", json={"paths": [str(pack), str(tmp_path / "gone.wav")]})
+    assert started.status_code == 202 and started.json()["action"] == "ingest"
+    task = finished(api, started.json())
+    assert task["status"] == "done" and task["progress"]["done"] == 4
+    results = {Path(item["source"]).name: item for item in task["result"]}
+    assert {name: item["status"] for name, item in results.items()} == {
+        "kick.wav": "added", "beat.wav": "added", "broken.wav": "failed", "gone.wav": "failed"}
+    assert results["gone.wav"]["error"].startswith("File not found")
+
+    sync = finished(api, api.post("/tasks/sync", json={"paths": [str(pack)], "prune": True}).json())
+    assert sync["status"] == "done" and sync["result"]["unchanged"] == 2 and sync["progress"]["phase"] == "done"
+    # (pending_embeddings: None, as the fake embedder is not the model the library reports on)
+    assert api.get("/stats").json() == {
+        "tracks": 2, "total_duration_s": pytest.approx(4.5), "total_bytes": sum(
+            (pack / name).stat().st_size for name in ("kick.wav", "Loops/beat.wav")),
+        "formats": {"wav": 2}, "missing": 0, "pending_embeddings": None}
+
+    exported = finished(api, api.post("/tasks/export", json={"target": str(tmp_path / "backup")}).json())
+    assert exported["status"] == "done" and exported["result"]["rows"]["tracks"] == 2
+    assert (tmp_path / "backup" / "manifest.json").exists()
+    again = finished(api, api.post("/tasks/export", json={"target": str(tmp_path / "backup")}).json())
+    assert again["status"] == "failed" and again["result"] is None
+    assert again["error"]["type"] == "EngineError" and "backup" in again["error"]["message"]
+
+    nowhere = finished(api, api.post("/tasks/add-folder", json={"path": str(tmp_path / "nowhere")}).json())
+    assert nowhere["error"]["title"] == "Folder not found" and nowhere["error"]["type"] == "InputError"
+    assert api.get("/tasks/no-such-task").status_code == 404
+    assert api.post("/tasks/ingest", json={"paths": []}).status_code == 422
+    assert api.post("/tasks/sync", json={"prune": "yes please"}).status_code == 422
+
+
+def test_errors_name_the_engine_error_class(api):
+    response = api.get("/audio/files/abcdef123456/metadata")
+    assert response.status_code == 404 and error(response)["type"] == "NotFoundError"
+    refused = api.get("/audio/files", params={"key": "Hm"})
+    assert refused.status_code == 422
+
+
+def test_api_keys_are_managed_only_with_the_servers_own_token(fake_library):
+    client = TestClient(create_api(lambda: fake_library, shared=lambda: True, local_token=lambda: "local-secret"),
+                        base_url=LOCAL)
+    own = {"Authorization": "Bearer local-secret"}
+    assert client.get("/audio/files", headers=own).status_code == 200  # the user's own commands pass
+    created = client.post("/auth/keys", headers=own, json={"name": "daw"})
+    assert created.status_code == 201 and created.json()["name"] == "daw"
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert client.get("/audio/files", headers=key).status_code == 200
+    # A key opens the API, but does not make or list keys: only the server's own user does.
+    for response in (client.get("/auth/keys", headers=key), client.post("/auth/keys", headers=key, json={"name": "x"}),
+                     client.delete("/auth/keys/daw", headers=key)):
+        assert response.status_code == 401 and error(response)["type"] == "AuthError"
+    assert [k["name"] for k in client.get("/auth/keys", headers=own).json()] == ["daw"]
+    assert client.post("/auth/keys", headers=own, json={"name": "daw"}).status_code == 422  # taken
+    assert client.delete("/auth/keys/daw", headers=own).json() == {"revoked": "daw"}
+    assert client.get("/audio/files", headers=key).status_code == 401
+    assert client.delete("/auth/keys/daw", headers=own).status_code == 404
+    assert client.get("/audio/files", headers={"Authorization": "Bearer local-secreT"}).status_code == 401
+
+
+def test_a_server_without_a_note_manages_no_keys(api):
+    assert api.get("/auth/keys").status_code == 401

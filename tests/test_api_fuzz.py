@@ -9,7 +9,10 @@ from tests.fixtures_audio import click_track, sine, write_audio
 from tests.fixtures_server import call, multipart, serving
 
 EXAMPLES = 25  # per operation: about a minute in all on two cores
-READS_THE_MACHINE = {("POST", "/folders"), ("POST", "/folders/sync")}
+# Adding a folder, syncing, importing paths or exporting read and write real folders of this machine
+# ("/" is a valid path): tests/test_api.py covers them with examples instead.
+ON_THE_MACHINES_FILES = {("POST", "/folders"), ("POST", "/folders/sync"), ("POST", "/tasks/ingest"),
+                         ("POST", "/tasks/sync"), ("POST", "/tasks/add-folder"), ("POST", "/tasks/export")}
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +32,7 @@ def test_no_server_errors_and_answers_match_the_schema(api_schema):
     # (its pytest plugin does not run under this pytest).
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 15
-    # Adding a folder or syncing one reads real folders of this machine ("/" is a valid path):
-    # tests/test_api.py covers them with examples instead.
-    operations = [op for op in operations if (op.method.upper(), op.path) not in READS_THE_MACHINE]
+    operations = [op for op in operations if (op.method.upper(), op.path) not in ON_THE_MACHINES_FILES]
     for operation in operations:
         # A file's type and content cannot be written in a schema: an upload or an example clip may
         # be refused (415, 413, 422) however well-formed the request. Every other check still applies.

@@ -12,13 +12,37 @@ from engine.errors import EngineError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def open_library(args):
-    """The library in --data-dir (or TRAUM_DATA_DIR), opened for this command."""
-    from engine.config import load_settings
-    from engine.library import Library
+def open_library(args, *, through_server: bool = True, busy_hint: str | None = None):
+    """The library in --data-dir (or TRAUM_DATA_DIR), opened for this command.
 
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    return Library(load_settings(**overrides))
+    While the dashboard's server holds it, a command that can (``through_server``) works on it
+    through the server's API instead (engine.remote: the same methods, results and errors); one that
+    cannot says so, with ``busy_hint`` saying what to do instead.
+    """
+    from engine.config import load_settings
+    from engine.errors import LibraryLockedError
+    from engine.library import Library
+    from engine.remote import record
+
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    server = record.read(settings.data_dir)
+    if server is not None and through_server:
+        from engine.remote.client import RemoteLibrary, ServerGone
+
+        try:
+            return RemoteLibrary(server, settings)
+        except ServerGone:  # it stopped answering: open the library here if it let go of it
+            pass
+    try:
+        return Library(settings)
+    except LibraryLockedError:
+        if server is None or through_server:
+            raise
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        raise LibraryLockedError(
+            f"the dashboard's server ({server.url.removesuffix('/api/v1')}) holds this library, and "
+            f"'{command}' cannot run through it.",
+            hint=busy_hint or "Stop the dashboard (Ctrl-C where it runs), then run the command again.") from None
 
 
 def public(track) -> dict:

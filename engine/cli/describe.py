@@ -34,6 +34,7 @@ def filters_from(args, **measured):
 
 
 def cmd_reanalyse(args) -> int:
-    with open_library(args) as library, FileBar(args, "analysed") as bar:
+    busy = "The dashboard reanalyses outdated tracks itself when it starts, with its progress on Home."
+    with open_library(args, through_server=False, busy_hint=busy) as library, FileBar(args, "analysed") as bar:
         results = library.reanalyse(progress=bar.on_file)
     return report_track_results(args, results, done="analysed")

@@ -83,7 +83,8 @@ def cmd_watch(args) -> int:
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
-    with open_library(args) as library:
+    busy = "The dashboard follows the watched folders itself while it runs."
+    with open_library(args, through_server=False, busy_hint=busy) as library:
         folders = [f.path for f in library.folders() if f.watched]
         if not folders:
             print("No folder is watched. Add one with: python -m engine folder add FOLDER", file=sys.stderr)

@@ -183,7 +183,9 @@ def cmd_search(args) -> int:
 
 
 def cmd_reembed(args) -> int:
-    with open_library(args) as library:
+    with open_library(args, through_server=False,
+                      busy_hint="The dashboard embeds new tracks itself; to embed with another model, stop it "
+                                "(Ctrl-C where it runs) and run reembed.") as library:
         results = library.reembed(retry=args.retry)
     return report_track_results(args, results, done="embedded")
 
@@ -219,7 +221,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    with open_library(args) as library:
+    with open_library(args, through_server=False,
+                      busy_hint="import restores an export into an empty library of its own: stop the dashboard "
+                                "(Ctrl-C where it runs), or import into another one with --data-dir.") as library:
         manifest = library.restore(args.source)
     emit(args, manifest, f"Imported {manifest['rows']['tracks']} tracks from {args.source}.")
     return EXIT_OK
