@@ -24,12 +24,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def environment_for(tmp_path: Path, model_dir: Path, **extra) -> dict:
+    """The server's environment: the library in tmp_path/data, the tiny offline model. A command run
+    with it works on the same library."""
+    return dict(os.environ, TRAUM_DATA_DIR=str(tmp_path / "data"), TRAUM_CLAP_MODEL=str(model_dir),
+                TRAUM_CLAP_DEVICE="cpu", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **extra)
+
+
+def run_cli(environment: dict, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python -m engine ARGS`` in its own process (text output captured)."""
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=300)
+
+
 @contextlib.contextmanager
 def serving(tmp_path: Path, model_dir: Path, *, env: dict | None = None):
     """Start the server; yields its base URL; stops it afterwards (its log is tmp_path/server.log)."""
     port = free_port()
-    environment = dict(os.environ, TRAUM_DATA_DIR=str(tmp_path / "data"), TRAUM_CLAP_MODEL=str(model_dir),
-                       TRAUM_CLAP_DEVICE="cpu", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **(env or {}))
+    environment = environment_for(tmp_path, model_dir, **(env or {}))
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
