@@ -4,13 +4,14 @@ Skips where /usr/bin/chromium is missing, unless TRAUM_REQUIRE_BROWSER=1
 (set by .ci/run), where that is a failure instead.
 """
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures_server import serving
+from tests.fixtures_server import call, environment_for, multipart, run_cli, serving
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -166,3 +167,32 @@ def test_password_mode_in_a_real_browser(locked_server, page, server):
     page.get_by_label("Password", exact=True).fill("open sesame")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_text("Pending embeddings")).to_be_visible()
+
+
+def test_the_pages_show_what_the_api_and_the_cli_changed(page, server, audio_dir, tmp_path, tiny_clap_dir):
+    from playwright.sync_api import expect
+
+    api = f"{server}/api/v1"
+    status, [accepted] = call(f"{api}/audio/upload", "POST",
+                              *multipart([("sine440.wav", (audio_dir / "sine440.wav").read_bytes())]))
+    assert status == 202
+    deadline = time.monotonic() + 120
+    while (job := call(f"{api}/audio/status/{accepted['job_id']}")[1])["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert job["status"] == "added"
+    page.goto(f"{server}/library")
+    expect(page.get_by_text("1 tracks.")).to_be_visible()
+
+    # The CLI, while the server holds the library, goes through it: the page sees the change.
+    environment = environment_for(tmp_path, tiny_clap_dir)
+    done = run_cli(environment, "ingest", str(audio_dir / "formats"), "--json")
+    assert done.returncode == 0 and len(json.loads(done.stdout)["added"]) == 4, done.stderr
+    page.goto(f"{server}/library")
+    expect(page.get_by_text("5 tracks.")).to_be_visible()
+    assert run_cli(environment, "delete", job["audio_file_id"]).returncode == 0
+    page.goto(f"{server}/library")
+    expect(page.get_by_text("4 tracks.")).to_be_visible()
+    page.goto(f"{server}/folders")
+    # The folder the import came from is a library folder now (a cell of the grid, drawn on a canvas).
+    expect(page.locator("[role=gridcell]").filter(has_text=str(audio_dir / "formats")).first).to_be_attached()
