@@ -311,3 +311,50 @@ API_KEYS_SQL = """
 """
 
 MIGRATIONS.append(("0007_api_keys", API_KEYS_SQL))
+
+
+CURATION_SQL = """
+    -- What a person keeps (engine.store.curation): favourites, tags and collections. Keyed by
+    -- the track's id, its content hash, so they follow a file through moves and renames.
+    CREATE TABLE favourites (
+        track_id VARCHAR PRIMARY KEY,
+        added_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    -- One-column key 'track_id:tag' (see 0006); tags are stored folded to lower case.
+    CREATE TABLE track_tags (
+        key VARCHAR PRIMARY KEY,
+        track_id VARCHAR NOT NULL,
+        tag VARCHAR NOT NULL,
+        added_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    -- A collection's key is its name folded to lower case; name keeps how it was typed.
+    CREATE TABLE collections (
+        key VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    -- One-column key 'collection key' || chr(31) || 'track_id'; position orders the collection.
+    CREATE TABLE collection_tracks (
+        key VARCHAR PRIMARY KEY,
+        collection VARCHAR NOT NULL,
+        track_id VARCHAR NOT NULL,
+        position INTEGER NOT NULL,
+        added_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+"""
+
+MIGRATIONS.append(("0008_favourites_tags_collections", CURATION_SQL))
+
+
+WAVEFORMS_SQL = """
+    -- A small overview of each track's waveform for drawing (engine.waveform), computed from the
+    -- decode an import makes anyway: per column, the minimum and maximum sample.
+    CREATE TABLE waveforms (
+        track_id VARCHAR PRIMARY KEY,
+        version INTEGER NOT NULL,
+        duration DOUBLE NOT NULL,        -- seconds the columns span
+        peaks BLOB NOT NULL              -- int8 pairs (min, max) per column, scaled to 127 = full scale
+    );
+"""
+
+MIGRATIONS.append(("0009_waveforms", WAVEFORMS_SQL))

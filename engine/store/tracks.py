@@ -59,6 +59,10 @@ SORTABLE = {
 
 # Every table holding rows of a track, children first.
 _TRACK_TABLES = [
+    ("favourites", "track_id"),
+    ("track_tags", "track_id"),
+    ("collection_tracks", "track_id"),
+    ("waveforms", "track_id"),
     ("track_categories", "track_id"),
     ("descriptions", "track_id"),
     ("missing_tracks", "track_id"),
