@@ -95,7 +95,8 @@ def test_upload_search_analytics_delete(page, server, audio_dir, tmp_path):
         timeout=30_000)
     # ... so Analytics, opened from the sidebar, only draws.
     page.get_by_role("link", name="Analytics").click()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    # (Drawing five charts takes seconds on a loaded two-core machine: more than expect's default 5 s.)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     assert page.evaluate("performance.getEntriesByType('resource')"
                          ".filter(e => e.name.includes('/PlotlyChart.')).length") == 1
 
