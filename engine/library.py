@@ -24,24 +24,32 @@ from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.classify import categorise_library
 from engine.config import Settings, load_settings
+from engine.duplicates import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_THRESHOLD
+from engine.duplicates import DuplicateGroup
+from engine.duplicates import group as near_duplicate_groups
 from engine.errors import AuthError, EngineError, InputError, ModelUnavailableError, NotFoundError
 from engine.folders import FolderKeeper
-from engine.ingest import Ingestor, ProgressCallback, reembed
+from engine.ingest import Ingestor, ProgressCallback, decode_stored, reembed
 from engine.reanalyse import ReanalyseState, outdated, reanalyse
-from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, make_hits, rank_segments
+from engine.search import DEFAULT_LIMIT, Hit, VectorIndex, best_windows, combined, make_hits, rank_segments
 from engine.spool import safe_filename, spool
-from engine.stages import FileResult
+from engine.stages import FileResult, waveform_of
 from engine.store import SORTABLE, Filters, Folder, Job, JobStatus, Store, Track
 from engine.store.types import KINDS
 from engine.sync import SyncCallback, SyncProgress, SyncReport
 from engine.tasks import Report, Task, TaskRunner
 from engine.vectors import PIPELINE_VERSION, embed_decoded
+from engine.waveform import WAVEFORM_VERSION, Waveform
 from engine.worker import IngestWorker
 
 __all__ = ["CATEGORIES", "KINDS", "SORTABLE", "TASKS", "FileResult", "Filters", "Folder", "Hit", "Job", "JobStatus",
-           "Library", "SyncProgress", "SyncReport", "Task", "Track"]
+           "Library", "SyncProgress", "SyncReport", "Task", "Track", "Waveform"]
 
 CATEGORIES = vocabulary.NAMES  # the category vocabulary, in its order
+DUPLICATE_THRESHOLD = DEFAULT_DUPLICATE_THRESHOLD
+# "Like this, but darker": how far the prompt moves the query. 0.5 keeps the track's character and
+# still turns the ranking (the two unit vectors' sum leans a third of the way to the prompt).
+DEFAULT_BUT_WEIGHT = 0.5
 TASKS = ("ingest", "sync", "add_folder", "export")  # what start_task runs
 
 
@@ -272,6 +280,28 @@ class Library:
         """Remove a track's rows and the library's own copy; a user's file is never touched."""
         return self._store.tracks.delete(self._store.tracks.resolve_id(track_id))
 
+    def waveform(self, track_id: str) -> Waveform | None:
+        """A track's waveform overview (engine.waveform) by full id or unique prefix. A track imported
+        before overviews existed, or by an older WAVEFORM_VERSION, gets one now from its file, stored
+        for next time; None when that file is gone, changed or unreadable (never an error for a bad file).
+        A stored overview is returned even while its file is missing: it still shows what was there."""
+        # The full id (a hit's, a row's) is read directly: a results page asks this for every row.
+        stored = self._store.waveforms.get(track_id, version=WAVEFORM_VERSION)
+        if stored is not None:
+            return Waveform(*stored)
+        track = self.track(track_id)  # NotFoundError for an unknown id, like every read by id
+        if track.id != track_id:  # a prefix: the stored one may be there under the full id
+            stored = self._store.waveforms.get(track.id, version=WAVEFORM_VERSION)
+            if stored is not None:
+                return Waveform(*stored)
+        try:
+            _, decoded = decode_stored(self._store, self.settings, track, None)
+        except (EngineError, OSError):  # gone, changed since import, or no longer decodable
+            return None
+        made = waveform_of(decoded)
+        self._store.waveforms.save(track.id, made)  # False when deleted meanwhile: drawn once, not kept
+        return Waveform(made.duration, made.peaks)
+
     def audio_path(self, track: Track | Hit) -> Path:
         """The playable file of a track or hit."""
         if isinstance(track, Hit):
@@ -329,13 +359,22 @@ class Library:
             raise InputError("give the example clip as a path or as bytes.", title="Invalid search")
         return self.similar_by_vector(self._embed_example(path, data, name), **options)
 
-    def search_like(self, track_id: str, **options) -> list[Hit]:
-        """More like a track in the library (never the track itself)."""
+    def search_like(self, track_id: str, *, but: str | None = None, weight: float = DEFAULT_BUT_WEIGHT,
+                    **options) -> list[Hit]:
+        """More like a track in the library (never the track itself); ``but`` ("darker", "with reverb")
+        moves the query towards that prompt: the track's unit vector plus ``weight`` (0 to 2) times the
+        prompt's, renormalised. Options as for :meth:`similar_by_vector`."""
         track_id = self._store.tracks.resolve_id(track_id)
-        query = self._index_for(self._embedder()).vector_of(track_id)
+        embedder = self._embedder()
+        query = self._index_for(embedder).vector_of(track_id)
         if query is None:
             raise EngineError("this track has no embedding yet, so there is nothing to compare with.",
                               hint="Run 'python -m engine reembed'.", title="Embedding pending")
+        if but is not None and but.strip():
+            if not 0 <= weight <= 2:
+                raise InputError(f"the weight of {but.strip()!r} must be between 0 and 2, not {weight}.",
+                                 title="Invalid search")
+            query = combined(query, embedder.embed_text([but.strip()])[0], weight=weight)
         return self.similar_by_vector(query, exclude=track_id, **options)
 
     def similar_by_vector(self, query: np.ndarray, *, filters: Filters = Filters(), limit: int = DEFAULT_LIMIT,
@@ -350,8 +389,8 @@ class Library:
             raise InputError("the result limit must be at least 1.", title="Invalid search")
         embedder = self._embedder()
         index = self._index_for(embedder)
-        # Filters on what a sample is are answered in SQL; the index applies the rest.
-        only = self._matching_ids(filters) if filters.described else None
+        # Filters on what a sample is and what a person kept are answered in SQL; the index applies the rest.
+        only = self._matching_ids(filters) if filters.beyond_measurements else None
         if segments:
             allowed = index.allowed_ids(filters)
             ranked = rank_segments(self._store.embeddings, embedder.model_id, query,
@@ -370,7 +409,7 @@ class Library:
     def _matching_ids(self, filters: Filters) -> set[str]:
         """Ids passing ``filters``, remembered until the library changes: a page's searches
         repeat the same filters (the set is about 60 ms at 100k tracks)."""
-        key = (filters, self._store.revision)
+        key = (filters, self._store.revision, self._store.curation.revision)
         with self._index_lock:
             if self._matching is not None and self._matching[0] == key:
                 return self._matching[1]
@@ -406,6 +445,96 @@ class Library:
             if self._index is None or self._index.model_id != embedder.model_id:
                 self._index = VectorIndex(self._store, embedder.model_id, embedder.dim)
             return self._index
+
+    # -- what a person keeps: favourites, tags, collections -------------------------
+
+    def set_favourite(self, track_id: str, on: bool = True) -> Track:
+        """Star a track (or with ``on=False`` unstar it); the track as it is now."""
+        track_id = self._store.tracks.resolve_id(track_id)
+        self._store.curation.set_favourite(track_id, on)
+        return self.track(track_id)
+
+    def tag(self, track_id: str, *, add: list[str] = (), remove: list[str] = ()) -> Track:
+        """Add and remove tags (any case; stored in lower case); the track as it is now."""
+        track_id = self._store.tracks.resolve_id(track_id)
+        self._store.curation.add_tags(track_id, list(add))
+        self._store.curation.remove_tags(track_id, list(remove))
+        return self.track(track_id)
+
+    def tags(self) -> list[tuple[str, int]]:
+        """Every tag with how many tracks carry it, most used first."""
+        return self._store.curation.tags()
+
+    def collections(self) -> list[dict]:
+        """Every collection: ``name``, ``tracks`` (how many), ``created_at``."""
+        return self._store.curation.collections()
+
+    def create_collection(self, name: str) -> str:
+        return self._store.curation.create_collection(name)
+
+    def delete_collection(self, name: str) -> str:
+        """Forget a collection (its tracks stay in the library)."""
+        return self._store.curation.delete_collection(name)
+
+    def add_to_collection(self, name: str, track_ids: list[str]) -> str:
+        """Append tracks (ids or unique prefixes) to a collection, in order; the collection's name."""
+        ids = [self._store.tracks.resolve_id(track_id) for track_id in track_ids]
+        return self._store.curation.add_to_collection(name, ids)
+
+    def remove_from_collection(self, name: str, track_ids: list[str]) -> str:
+        ids = [self._store.tracks.resolve_id(track_id) for track_id in track_ids]
+        return self._store.curation.remove_from_collection(name, ids)
+
+    def collection(self, name: str) -> tuple[str, list[Track]]:
+        """A collection's name and its tracks, in the collection's order."""
+        shown, ids = self._store.curation.collection_ids(name)
+        found = self._store.tracks.get_many(ids)
+        return shown, [found[track_id] for track_id in ids if track_id in found]
+
+    # -- duplicates -------------------------------------------------------------------
+
+    def duplicates(self, *, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
+        """Near-duplicates (engine.duplicates): present tracks of the current model whose embeddings
+        are at least ``threshold`` alike (cosine) and whose durations agree, in groups, largest first.
+        Blocked matrix products over the index's vectors: about two minutes per 100k tracks on two cores."""
+        if not 0 < threshold <= 1:
+            raise InputError(f"the threshold is a cosine between 0 and 1, not {threshold}.", title="Invalid threshold")
+        ids, vectors, durations = self._index_for(self._embedder()).snapshot()
+        groups = near_duplicate_groups(ids, vectors, durations, threshold=threshold)
+        tracks = self._store.tracks.get_many([track_id for g in groups for track_id in g.ids])
+        return [DuplicateGroup(tracks=[tracks[i] for i in g.ids if i in tracks], pairs=g.pairs) for g in groups
+                if sum(i in tracks for i in g.ids) > 1]
+
+    def copies(self) -> list[Track]:
+        """Exact copies: tracks whose same bytes sit at more than one place in the library's folders
+        (one track with several locations), most places first."""
+        tracks = self._store.tracks.get_many(self._store.sources.shared_ids())
+        return sorted(tracks.values(), key=lambda t: (-len(t.locations), t.filename.lower(), t.id))
+
+    def trash_file(self, track_id: str, path: str) -> Track | None:
+        """Move one of a track's files, in the library's folders, to the system trash, at the user's
+        explicit request (never ``unlink``: the trash can give it back). The library forgets that place;
+        a track with no file left goes with it. Returns the track as it is now, or None when it went."""
+        track = self.track(track_id)
+        sources = self._store.sources.of([track.id]).get(track.id, [])
+        if path not in sources:
+            raise InputError(f"{path} is not one of {track.filename}'s files in the library's folders.",
+                             title="Not a library file", hint="Choose one of the places 'show' lists.")
+        try:
+            from send2trash import send2trash
+
+            send2trash(path)
+        except (OSError, ImportError) as exc:  # send2trash's TrashPermissionError is an OSError
+            raise EngineError(f"could not move {path} to the trash: {exc}.", title="Not moved to the trash",
+                              hint="Check that the file is there and that you may change its folder.") from None
+        self._store.sources.forget([path])
+        left = [p for p in sources if p != path]
+        if not left and track.storage == "referenced":
+            self._store.tracks.delete(track.id)  # its last file: nothing of it is left to play
+            return None
+        if track.storage == "referenced" and track.path == path:
+            self._store.tracks.set_location(track.id, path=left[0], missing=False)  # it plays from another copy
+        return self.track(track.id)
 
     # -- tasks: the CLI's long commands, run by the server that holds the library ----------
 

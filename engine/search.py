@@ -217,6 +217,14 @@ class VectorIndex:
             vectors = self._sync()
             return [i for i in track_ids if i in vectors.row_of and vectors.windows[vectors.row_of[i]] > 1]
 
+    def snapshot(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every present track's (ids, unit vectors (n, dim) float32, durations (n,) seconds), copied:
+        for passes over the whole library (near-duplicates, the sound map)."""
+        with self._lock:
+            vectors = self._sync()
+            rows = np.flatnonzero(vectors.alive[:len(vectors)])
+            return [vectors.ids[row] for row in rows], vectors.matrix[rows].copy(), vectors.duration[rows].copy()
+
     def allowed_ids(self, filters: Filters) -> set[str]:
         """Ids of the tracks that pass ``filters`` (segment mode scans only these)."""
         with self._lock:
@@ -312,6 +320,15 @@ def rank_segments(embeddings: Embeddings, model_id: str, query: np.ndarray, allo
         key=lambda hit: (-hit[1], hit[0]),
     )
     return ranked[:limit]
+
+
+def combined(track: np.ndarray, prompt: np.ndarray, *, weight: float) -> np.ndarray:
+    """"Like this, but ...": ``track`` + ``weight`` x ``prompt``, renormalised (both (dim,) unit vectors).
+    Weight 0 is the track alone; 1 the midpoint of the two directions. A prompt exactly opposite the
+    track at weight 1 cancels it: then the prompt alone is the query."""
+    query = np.asarray(track, dtype=np.float32) + np.float32(weight) * np.asarray(prompt, dtype=np.float32)
+    norm = float(np.linalg.norm(query))
+    return query / norm if norm > 1e-6 else np.asarray(prompt, dtype=np.float32)
 
 
 def make_hits(store: Store, scored: list[tuple[str, float]], spans: dict[str, tuple[float, float]]) -> list[Hit]:

@@ -30,8 +30,10 @@ from engine.store import (
     Source,
     Store,
     TrackRecord,
+    WaveformWrite,
 )
 from engine.vectors import embed_decoded
+from engine.waveform import WAVEFORM_VERSION, overview
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Work:
     description: Description | None = None
     embedding: EmbeddingWrite | None = None
     categories: CategoryScores | None = None
+    waveform: WaveformWrite | None = None
     staged: list[Path] = field(default_factory=list)  # temporary copies to remove afterwards
 
     def done(self, status: JobStatus, note: str | None = None) -> FileResult:
@@ -115,6 +118,16 @@ def identify(work: Work) -> FileResult | None:
 def decode(work: Work) -> None:
     work.decoded = audio.decode(work.item.path, max_duration_s=work.settings.max_duration_s,
                                 display_name=work.item.source)
+    # The overview is one min/max pass over the samples just decoded, so the file is never read
+    # again for it: 0.2 ms for 1 s, 7 ms for 60 s of audio, under 1% of an import (bench/bench_waveform.py).
+    work.waveform = waveform_of(work.decoded)
+
+
+def waveform_of(decoded: audio.DecodedAudio) -> WaveformWrite:
+    """The stored overview of a decoded file (also ``Library.waveform``'s, for a track without one):
+    the mono downmix the decode holds, over the seconds analysed."""
+    drawn = overview(decoded.samples, sample_rate=decoded.sample_rate)
+    return WaveformWrite(WAVEFORM_VERSION, drawn.duration, drawn.peaks)
 
 
 def measure(work: Work) -> None:
@@ -172,7 +185,8 @@ def save(work: Work) -> FileResult:
     embedding = EmbeddingFailure(work.model_id, work.pending) if work.pending else work.embedding
     added = work.store.tracks.add(NewTrack(record, work.measurements, source=work.source,
                                            managed_file=managed_file, embedding=embedding, job_id=item.job_id,
-                                           description=work.description, categories=work.categories))
+                                           description=work.description, categories=work.categories,
+                                           waveform=work.waveform))
     if not added:
         return work.done(JobStatus.DUPLICATE)
     return work.done(JobStatus.ADDED, note=f"Embedding pending: {work.pending}" if work.pending else None)

@@ -291,3 +291,36 @@ def test_api_keys_are_managed_only_with_the_servers_own_token(fake_library):
 
 def test_a_server_without_a_note_manages_no_keys(api):
     assert api.get("/auth/keys").status_code == 401
+
+
+def test_favourites_tags_and_collections(api, uploaded):
+    tone = next(t["id"] for t in api.get("/audio/files").json() if t["filename"] == "tone.wav")
+    starred = api.put(f"/audio/files/{tone[:8]}/favourite")
+    assert starred.status_code == 200 and starred.json()["favourite"] is True
+    tagged = api.post(f"/audio/files/{tone}/tags", json={"add": ["Bright", "keys"], "remove": ["none"]})
+    assert tagged.json()["tags"] == ["bright", "keys"]
+    assert api.get("/tags").json() == [{"tag": "bright", "tracks": 1}, {"tag": "keys", "tracks": 1}]
+    assert [t["id"] for t in api.get("/audio/files", params={"favourite": True}).json()] == [tone]
+    assert [t["id"] for t in api.get("/audio/files", params={"tag": ["KEYS", "bright"]}).json()] == [tone]
+    assert api.get("/audio/files", params={"tag": "none"}).json() == []
+    created = api.post("/collections", json={"name": "Set A"})
+    assert created.status_code == 201 and created.json() == {"name": "Set A", "tracks": []}
+    assert api.post("/collections", json={"name": "set a"}).status_code == 422
+    assert api.post("/collections", json={"name": "a/b"}).status_code == 422
+    added = api.post("/collections/set%20a/tracks", json={"ids": [tone]})
+    assert added.json() == {"name": "Set A", "tracks": [tone]}
+    contents = api.get("/collections/SET A").json()
+    assert [t["id"] for t in contents["tracks"]] == [tone] and contents["tracks"][0]["collections"] == ["Set A"]
+    assert api.get("/collections").json()[0]["tracks"] == 1
+    hits = api.post("/search/text", json={"query": "a tone", "collection": "Set A", "tags": ["bright"]}).json()
+    assert [h["id"] for h in hits] == [tone]
+    like = api.get(f"/search/similar/{tone}", params={"but": "440 Hz", "weight": 1.5})
+    assert like.status_code == 200 and tone not in [h["id"] for h in like.json()]
+    assert api.get(f"/search/similar/{tone}", params={"but": "x", "weight": 3}).status_code == 422
+    removed = api.delete("/collections/Set A/tracks", params={"id": [tone[:10]]})
+    assert removed.json() == {"name": "Set A", "tracks": []}
+    assert api.delete("/collections/set a").json()["name"] == "Set A"
+    assert api.get("/collections/set a").status_code == 404
+    assert api.delete(f"/audio/files/{tone}/favourite").json()["favourite"] is False
+    assert api.put("/audio/files/ffffffffffff/favourite").status_code == 404
+    assert api.post(f"/audio/files/{tone}/tags", json={"add": [""]}).status_code == 422

@@ -91,6 +91,16 @@ def test_the_cli_works_through_the_running_server_and_prints_what_it_prints_alon
         assert [item["id"] for item in json.loads(out)["added"]] == [track]
 
         tone = next(t for t in listing if t["filename"] == "tone.wav")["id"]
+        # What a person keeps, through the server: the API sees it at once.
+        for change in (("favourite", tone[:8]), ("tag", "add", tone[:8], "Bright", "keys"),
+                       ("collection", "create", "Set"), ("collection", "add", "set", tone[:8], track[:8])):
+            assert cli(*change)[0] == 0, change
+        status, kept = call(f"{api}/audio/files/{tone}/metadata")
+        assert kept["favourite"] and kept["tags"] == ["bright", "keys"] and kept["collections"] == ["Set"]
+        reads += [("tag", "list", "--json"), ("collection", "show", "set", "--json"), ("collection", "list"),
+                  ("list", "--favourite", "--tag", "BRIGHT", "--collection", "Set", "--json"),
+                  ("search", "--like", "{id}", "440 Hz", "--weight", "1.5", "--json"),
+                  ("search", "a steady tone", "--format", "csv"), ("search", "a steady tone", "--format", "m3u")]
         served = {read: cli(*(part.format(id=tone) for part in read)) for read in reads}
         # The CLI's JSON is the API's: the same tracks in the same order with the same fields.
         status, listing = call(f"{api}/audio/files")

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import __version__
-from engine.api import audio, folders, search, service, tasks, tokens
+from engine.api import audio, curation, folders, search, service, tasks, tokens
 from engine.api.guard import Guard
 from engine.api.models import ErrorResponse
 from engine.errors import (
@@ -77,7 +77,8 @@ def create_api(library: Callable, *, shared: Callable[[], bool] = lambda: False,
     api.add_middleware(Guard, shared=shared, authorised=authorised)
     api.add_exception_handler(EngineError, engine_error)
     api.add_exception_handler(RequestValidationError, invalid_request)
-    for router in (service.router, tokens.router, audio.router, search.router, folders.router, tasks.router):
+    for router in (service.router, tokens.router, audio.router, curation.router, search.router, folders.router,
+                   tasks.router):
         api.include_router(router, responses=ERRORS)
     return api
 

@@ -34,11 +34,14 @@ def filters_from(
     compatible_with: Annotated[str | None, Query(pattern=KEY_WITH_MODE_PATTERN, max_length=32,
                                                  description="a key with its mode")] = None,
     category: Annotated[list[CategoryName], Query(description="repeatable")] = [],  # noqa: B006
+    favourite: Annotated[bool, Query(description="only favourites")] = False,
+    tag: Annotated[list[str], Query(description="repeatable: tracks with every one")] = [],  # noqa: B006
+    collection: Annotated[str | None, Query(max_length=200, description="only this collection's tracks")] = None,
 ) -> Filters:
     """The library's filters as query parameters (a bad value is the engine's InputError: 422)."""
     return Filters(min_duration=min_duration, max_duration=max_duration, min_tempo=min_tempo, max_tempo=max_tempo,
                    formats=tuple(format), kinds=tuple(kind), key=key, compatible_with=compatible_with,
-                   categories=tuple(category))
+                   categories=tuple(category), favourite=favourite, tags=tuple(tag), collection=collection)
 
 
 def track_document(library: Library, track: Track, embedded: set[str] | None, *, full: bool = False) -> dict:

@@ -14,6 +14,10 @@ from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 # system's); the API says which, as RFC 3339 requires: "2026-11-29T11:58:17+01:00".
 Timestamp = Annotated[dt.datetime, AfterValidator(lambda value: value if value.tzinfo else value.astimezone())]
 
+# A tag or a collection's name: printable, 1 to 64 characters (engine.store.curation says why not).
+TagText = Annotated[str, Field(min_length=1, max_length=200, description="a tag, any case")]
+CollectionText = Annotated[str, Field(min_length=1, max_length=200, description="a collection's name")]
+
 # The most results one search returns (the CLI's --limit reaches this far through the server too).
 MAX_RESULTS = 10_000
 
@@ -102,6 +106,9 @@ class AudioFile(BaseModel):
     key_mode: str | None  # "major", "minor", or None when only the note is known
     key_source: str | None  # "audio" or "name"
     categories: list[Category]
+    favourite: bool
+    tags: list[str]  # lower case, sorted
+    collections: list[str]  # the names of the collections holding it
     storage: str  # "managed" (the library's copy) or "referenced" (the user's file in place)
     path: str  # managed: relative to the data folder; referenced: absolute
     locations: list[str]  # every absolute path holding this content, the managed copy first
@@ -128,6 +135,9 @@ class SearchFilters(BaseModel):
     key: KeyText | None = None
     compatible_with: KeyWithMode | None = None
     categories: list[CategoryName] = []
+    favourite: bool = False  # only favourites
+    tags: list[TagText] = []  # tracks with every one of them
+    collection: CollectionText | None = None  # only this collection's tracks
 
 
 class TextSearch(SearchFilters):
@@ -277,3 +287,54 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyRevoked(BaseModel):
     revoked: str
+
+
+class TagChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[TagText] = Field([], max_length=100)
+    remove: list[TagText] = Field([], max_length=100)
+
+
+class TagCount(BaseModel):
+    tag: str
+    tracks: int
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: CollectionText
+
+
+class CollectionOut(BaseModel):
+    name: str
+    tracks: int
+    created_at: Timestamp
+
+
+class TrackIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(min_length=1, max_length=10_000)  # full ids or unique prefixes, in order
+
+
+class CollectionTracks(BaseModel):
+    name: str
+    tracks: list[str]  # ids, in the collection's order
+
+
+class CollectionContents(BaseModel):
+    name: str
+    tracks: list[AudioFile]
+
+
+class DuplicatePair(BaseModel):
+    a: str
+    b: str
+    score: float  # cosine of the two tracks' embeddings
+
+
+class DuplicateGroupOut(BaseModel):
+    ids: list[str]  # best-connected first
+    pairs: list[DuplicatePair]  # every pair, highest first

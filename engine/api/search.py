@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from engine.api.deps import LibraryDep, filters_from
 from engine.api.models import MAX_RESULTS, SearchResult, TextSearch
 from engine.errors import InputError
-from engine.library import Filters, Hit
+from engine.library import DEFAULT_BUT_WEIGHT, Filters, Hit
 
 router = APIRouter(prefix="/search", tags=["search"])
 
@@ -23,7 +23,8 @@ def search_text(library: LibraryDep, body: TextSearch):
     """Tracks that sound like the ``query`` ("punchy 808 kick"), with the library's filters."""
     filters = Filters(min_duration=body.min_duration, max_duration=body.max_duration, min_tempo=body.min_tempo,
                       max_tempo=body.max_tempo, formats=tuple(body.formats), kinds=tuple(body.kinds), key=body.key,
-                      compatible_with=body.compatible_with, categories=tuple(body.categories))
+                      compatible_with=body.compatible_with, categories=tuple(body.categories),
+                      favourite=body.favourite, tags=tuple(body.tags), collection=body.collection)
     return results(library.search_text(body.query, filters=filters, limit=body.limit, min_score=body.min_score,
                                        segments=body.segments))
 
@@ -45,7 +46,10 @@ def search_audio(library: LibraryDep, filters: Annotated[Filters, Depends(filter
 @router.get("/similar/{file_id}", response_model=list[SearchResult])
 def search_similar(library: LibraryDep, file_id: str, filters: Annotated[Filters, Depends(filters_from)],
                    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 20,
-                   min_score: Annotated[float | None, Query(ge=-1, le=1)] = None, segments: bool = False):
-    """More like a track in the library (never the track itself)."""
+                   min_score: Annotated[float | None, Query(ge=-1, le=1)] = None, segments: bool = False,
+                   but: Annotated[str | None, Query(max_length=500, description='"darker", "with reverb"')] = None,
+                   weight: Annotated[float, Query(ge=0, le=2)] = DEFAULT_BUT_WEIGHT):
+    """More like a track in the library (never the track itself); ``but`` turns it towards a prompt
+    ("like this, but darker"), by ``weight``."""
     return results(library.search_like(file_id, filters=filters, limit=limit, min_score=min_score,
-                                       segments=segments))
+                                       segments=segments, but=but, weight=weight))

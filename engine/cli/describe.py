@@ -26,11 +26,13 @@ def add_filters(parser) -> None:
 
 
 def filters_from(args, **measured):
-    """Filters from the parsed describe options plus ``measured`` (duration, tempo, formats)."""
+    """Filters from the parsed options on what a sample is and what was kept (engine.cli.curation), plus
+    ``measured`` (duration, tempo, formats)."""
     from engine.library import Filters
 
     return Filters(kinds=tuple(args.kind), key=args.key, compatible_with=args.compatible_with,
-                   categories=tuple(args.category), **measured)
+                   categories=tuple(args.category), favourite=args.favourite, tags=tuple(args.tag),
+                   collection=args.collection, **measured)
 
 
 def cmd_reanalyse(args) -> int:

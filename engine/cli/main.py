@@ -3,7 +3,8 @@
 Every command takes ``--json`` (exactly one JSON document on stdout) and
 ``--debug`` (show tracebacks). Exit status: 0 success, 1 when something
 failed (a file, a lookup), 2 for usage or configuration errors. Commands
-live by what they work on: tracks.py, folders.py and describe.py; common.py holds output.
+live by what they work on: tracks.py, folders.py, describe.py and curation.py; common.py holds
+output.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.cli import access, describe, folders, tracks
+from engine.cli import access, curation, describe, folders, tracks
 from engine.cli.common import EXIT_FAILED, EXIT_USAGE, emit_error
 from engine.errors import ConfigError, EngineError
 
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.register(commands, common)
     folders.register(commands, common)
     describe.register(commands, common)
+    curation.register(commands, common)
+    curation.register_duplicates(commands, common)
     access.register(commands, common)
     return parser
 

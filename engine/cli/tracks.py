@@ -19,7 +19,11 @@ from engine.cli.common import (
     public,
     report_track_results,
 )
+from engine.cli.curation import add_filters as add_kept_filters
 from engine.cli.describe import add_filters, filters_from
+from engine.library import DEFAULT_BUT_WEIGHT
+
+OUTPUTS = ("text", "json", "csv", "m3u")
 
 
 def register(commands, common) -> None:
@@ -40,6 +44,7 @@ def register(commands, common) -> None:
     listing.add_argument("--missing", action="store_true",
                          help="list the tracks whose files are all gone (left out otherwise)")
     add_filters(listing)
+    add_kept_filters(listing)
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", parents=[common], help="everything stored about one track")
@@ -51,21 +56,31 @@ def register(commands, common) -> None:
     delete.set_defaults(run=cmd_delete)
 
     search = commands.add_parser("search", parents=[common], help="search by prompt, example audio or track",
-                                 description="Rank the library by CLAP similarity to a prompt, a clip or a track.")
-    query = search.add_mutually_exclusive_group(required=True)
-    query.add_argument("prompt", nargs="?", help='a text prompt, e.g. "punchy 808 kick"')
-    query.add_argument("--audio", type=Path, metavar="FILE", help="an example audio file")
-    query.add_argument("--like", metavar="ID", help="a track id: find more like it")
+                                 description="Rank the library by CLAP similarity to a prompt, a clip or a track. "
+                                             'With --like, a prompt turns the search: --like ID "darker".')
+    search.add_argument("prompt", nargs="?", help='a text prompt, e.g. "punchy 808 kick"; with --like, what to '
+                                                  'change, e.g. "darker", "with reverb"')
+    example = search.add_mutually_exclusive_group()
+    example.add_argument("--audio", type=Path, metavar="FILE", help="an example audio file")
+    example.add_argument("--like", metavar="ID", help="a track id: find more like it")
+    search.add_argument("--weight", type=float, default=DEFAULT_BUT_WEIGHT, metavar="W",
+                        help=f"with --like and a prompt: how far the prompt moves the search, 0 to 2 "
+                             f"(default {DEFAULT_BUT_WEIGHT})")
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--min-score", type=float)
     search.add_argument("--min-duration", type=float, metavar="S")
     search.add_argument("--max-duration", type=float, metavar="S")
     search.add_argument("--min-tempo", type=float, metavar="BPM")
     search.add_argument("--max-tempo", type=float, metavar="BPM")
-    search.add_argument("--format", action="append", default=[], help="only this format (repeatable)")
+    search.add_argument("--file-type", action="append", default=[], metavar="TYPE",
+                        help="only this file type, e.g. wav (repeatable)")
+    search.add_argument("--format", choices=OUTPUTS, default="text",
+                        help="text (default), json (as --json), csv (a header row, then rank, score, filename, "
+                             "path, ...) or m3u (a playlist of absolute paths)")
     add_filters(search)
+    add_kept_filters(search)
     search.add_argument("--segments", action="store_true", help="rank by the best single 10 s segment")
-    search.set_defaults(run=cmd_search)
+    search.set_defaults(run=cmd_search, parser=search)
 
     reembed = commands.add_parser("reembed", parents=[common], help="compute missing or outdated embeddings")
     reembed.add_argument("--retry", action="store_true", help="try loading the model again after a failure")
@@ -127,7 +142,7 @@ def cmd_list(args) -> int:
     elif not tracks:
         if args.missing:
             print("No track is missing.")
-        elif filters.described or args.offset:
+        elif filters.beyond_measurements or args.offset:
             print("No tracks match.")
         else:
             print("The library is empty. Add a folder with: python -m engine folder add FOLDER")
@@ -135,7 +150,8 @@ def cmd_list(args) -> int:
         for t in tracks:
             tempo = f"{t.tempo:.1f} BPM" if t.tempo else "no pulse"
             print(f"{t.id[:12]}  {duration(t.duration):>8}  {t.kind or '?':<8} {tempo:>10}  {t.key or '':<9} "
-                  f"{t.category or '':<14} {t.format:<5} {t.filename}")
+                  f"{t.category or '':<14} {t.format:<5} {'* ' if t.favourite else ''}{t.filename}"
+                  + (f"  [{', '.join(t.tags)}]" if t.tags else ""))
     return EXIT_OK
 
 
@@ -159,18 +175,28 @@ def cmd_delete(args) -> int:
 
 
 def cmd_search(args) -> int:
+    if args.prompt is None and args.audio is None and args.like is None:
+        args.parser.error("give a prompt, --audio FILE or --like ID.")
+    if args.prompt is not None and args.audio is not None:
+        args.parser.error("give either a prompt or --audio FILE, not both (a prompt turns a --like search).")
     options = dict(filters=filters_from(args, min_duration=args.min_duration, max_duration=args.max_duration,
-                                        min_tempo=args.min_tempo, max_tempo=args.max_tempo, formats=tuple(args.format)),
+                                        min_tempo=args.min_tempo, max_tempo=args.max_tempo,
+                                        formats=tuple(args.file_type)),
                    limit=args.limit, min_score=args.min_score, segments=args.segments)
     with open_library(args) as library:
         if args.audio is not None:
             hits = library.search_audio(args.audio, **options)
         elif args.like is not None:
-            hits = library.search_like(args.like, **options)
+            hits = library.search_like(args.like, but=args.prompt, weight=args.weight, **options)
         else:
             hits = library.search_text(args.prompt, **options)
-    if args.json:
+    output = "json" if args.json else args.format
+    if output == "json":
         print_json([hit.to_dict() for hit in hits])
+    elif output in ("csv", "m3u"):
+        from engine.handoff import to_csv, to_m3u
+
+        sys.stdout.write(to_csv(hits) if output == "csv" else to_m3u(hits))
     elif not hits:
         print("No matches.")
     else:

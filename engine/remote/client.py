@@ -18,6 +18,7 @@ import requests
 
 from engine import errors
 from engine.audio import check_file
+from engine.duplicates import DuplicateGroup
 from engine.errors import EngineError
 from engine.ingest import Progress
 from engine.remote.record import ServerRecord
@@ -109,9 +110,60 @@ class RemoteLibrary:
                                data=search_options(**options), files={"file": (Path(path).name, clip)})
         return [hit_from(item) for item in items]
 
-    def search_like(self, track_id: str, *, filters: Filters = Filters(), **options) -> list[Hit]:
-        params = {**filter_params(filters), **search_options(**options)}
+    def search_like(self, track_id: str, *, filters: Filters = Filters(), but: str | None = None,
+                    weight: float = 0.5, **options) -> list[Hit]:
+        if but is not None and but.strip() and not 0 <= weight <= 2:  # as the library says it
+            raise errors.InputError(f"the weight of {but.strip()!r} must be between 0 and 2, not {weight}.",
+                                    title="Invalid search")
+        turn = {"but": but.strip(), "weight": weight} if but is not None and but.strip() else {}
+        params = {**filter_params(filters), **search_options(**options), **turn}
         return [hit_from(item) for item in self._call("GET", f"/search/similar/{quoted(track_id)}", params=params)]
+
+    # -- what a person keeps ----------------------------------------------------------
+
+    def set_favourite(self, track_id: str, on: bool = True) -> Track:
+        return track_from(self._call("PUT" if on else "DELETE", f"/audio/files/{quoted(track_id)}/favourite"))
+
+    def tag(self, track_id: str, *, add=(), remove=()) -> Track:
+        return track_from(self._call("POST", f"/audio/files/{quoted(track_id)}/tags",
+                                     json={"add": list(add), "remove": list(remove)}))
+
+    def tags(self) -> list[tuple[str, int]]:
+        return [(item["tag"], item["tracks"]) for item in self._call("GET", "/tags")]
+
+    def collections(self) -> list[dict]:
+        return [{**c, "created_at": local_time(c["created_at"])} for c in self._call("GET", "/collections")]
+
+    def create_collection(self, name: str) -> str:
+        return self._call("POST", "/collections", json={"name": name})["name"]
+
+    def delete_collection(self, name: str) -> str:
+        return self._call("DELETE", f"/collections/{quoted(name)}")["name"]
+
+    def add_to_collection(self, name: str, track_ids: list[str]) -> str:
+        return self._call("POST", f"/collections/{quoted(name)}/tracks", json={"ids": list(track_ids)})["name"]
+
+    def remove_from_collection(self, name: str, track_ids: list[str]) -> str:
+        return self._call("DELETE", f"/collections/{quoted(name)}/tracks", params={"id": list(track_ids)})["name"]
+
+    def collection(self, name: str) -> tuple[str, list[Track]]:
+        contents = self._call("GET", f"/collections/{quoted(name)}")
+        return contents["name"], [track_from(item) for item in contents["tracks"]]
+
+    def duplicates(self, *, threshold: float) -> list[DuplicateGroup]:
+        if not 0 < threshold <= 1:  # as the library says it
+            raise errors.InputError(f"the threshold is a cosine between 0 and 1, not {threshold}.",
+                                    title="Invalid threshold")
+        groups = self._call("GET", "/duplicates", params={"threshold": threshold})
+        found = {t.id: t for t in self.tracks_by_id([i for g in groups for i in g["ids"]])}
+        return [DuplicateGroup(tracks=[found[i] for i in g["ids"] if i in found],
+                               pairs=[(p["a"], p["b"], p["score"]) for p in g["pairs"]]) for g in groups]
+
+    def copies(self) -> list[Track]:
+        return [track_from(item) for item in self._call("GET", "/duplicates/exact")]
+
+    def tracks_by_id(self, track_ids: list[str]) -> list[Track]:
+        return [self.track(track_id) for track_id in dict.fromkeys(track_ids)]
 
     # -- API keys (the server lets only its own user manage them) ------------------------
 
@@ -241,14 +293,15 @@ def filter_body(filters: Filters) -> dict:
     body = {"min_duration": filters.min_duration, "max_duration": filters.max_duration,
             "min_tempo": filters.min_tempo, "max_tempo": filters.max_tempo, "formats": list(filters.formats),
             "kinds": list(filters.kinds), "key": filters.key, "compatible_with": filters.compatible_with,
-            "categories": list(filters.categories)}
+            "categories": list(filters.categories), "favourite": filters.favourite or None, "tags": list(filters.tags),
+            "collection": filters.collection}
     return {name: value for name, value in body.items() if value not in (None, [])}
 
 
 def filter_params(filters: Filters) -> dict:
     """Filters as query parameters (repeated ones singular: ``format``, ``kind``, ``category``)."""
     body = filter_body(filters)
-    for plural, singular in (("formats", "format"), ("kinds", "kind"), ("categories", "category")):
+    for plural, singular in (("formats", "format"), ("kinds", "kind"), ("categories", "category"), ("tags", "tag")):
         if plural in body:
             body[singular] = body.pop(plural)
     return body
@@ -275,6 +328,8 @@ def track_from(item: dict) -> Track:
     values["created_at"] = local_time(item["created_at"])
     values["categories"] = tuple((c["name"], c["score"]) for c in item.get("categories", ()))
     values["locations"] = tuple(item.get("locations", ()))
+    values["tags"] = tuple(item.get("tags", ()))
+    values["collections"] = tuple(item.get("collections", ()))
     return Track(**values)
 
 

@@ -7,9 +7,11 @@
 * ``store.sources``: every path a track was read from, and files that failed (``sources.py``);
 * ``store.folders``: the folders indexed in place (``folders.py``);
 * ``store.descriptions``: what each sample is, its categories per model (``descriptions.py``);
+* ``store.curation``: favourites, tags and collections (``curation.py``);
 * ``store.embeddings``: vectors per model and why one is missing (``embeddings.py``);
 * ``store.jobs``: one import job per file (``jobs.py``);
 * ``store.api_keys``: digests of the API's keys (``api_keys.py``);
+* ``store.waveforms``: each track's waveform overview for drawing (``waveforms.py``);
 * ``store.journal``: the in-process change log search indexes replay (``journal.py``).
 
 ``database.py`` holds the connection, its lock, transactions and the
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.store.api_keys import ApiKeys
+from engine.store.curation import Curation
 from engine.store.database import Database
 from engine.store.descriptions import Descriptions
 from engine.store.embeddings import Embeddings
@@ -50,8 +53,10 @@ from engine.store.types import (
     Source,
     Track,
     TrackRecord,
+    WaveformWrite,
     WindowSet,
 )
+from engine.store.waveforms import Waveforms
 
 DB_NAME = "traum.duckdb"
 
@@ -70,12 +75,14 @@ class Store:
         self.db = Database(self.data_dir / DB_NAME)
         self.journal = Journal()
         self.sources = Sources(self.db)
-        self.tracks = Tracks(self.db, self.journal, self.files, self.sources)
+        self.curation = Curation(self.db)
+        self.tracks = Tracks(self.db, self.journal, self.files, self.sources, self.curation)
         self.embeddings = Embeddings(self.db, self.journal)
         self.descriptions = Descriptions(self.db, self.journal)
         self.jobs = Jobs(self.db)
         self.folders = Folders(self.db)
         self.api_keys = ApiKeys(self.db)
+        self.waveforms = Waveforms(self.db)
 
     @property
     def revision(self) -> int:
@@ -89,5 +96,5 @@ class Store:
 __all__ = [
     "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "CategoryScores", "Change", "Description", "Embedded",
     "EmbeddingFailure", "EmbeddingWrite", "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack",
-    "Source", "Store", "Track", "TrackRecord", "WindowSet",
+    "Source", "Store", "Track", "TrackRecord", "WaveformWrite", "WindowSet",
 ]

@@ -56,6 +56,12 @@ class Sources:
                              f" WHERE track_id IN {in_list} GROUP BY track_id", params)
         return dict(rows)
 
+    def shared_ids(self) -> list[str]:
+        """Tracks whose content was found at more than one path (exact copies in the library's folders)."""
+        return [track_id for (track_id,) in self._db.rows(
+            "find copies", "SELECT track_id FROM sources WHERE track_id IS NOT NULL GROUP BY track_id"
+            " HAVING count(*) > 1 ORDER BY track_id")]
+
     def under(self, roots: list[str]) -> dict[str, Known]:
         """Every known path at or under one of ``roots`` (absolute): sources, then failures."""
         known: dict[str, Known] = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.errors import NotFoundError
 from engine.keys import TONICS
+from engine.store.curation import Curation, curation_where
 from engine.store.database import Database, at_or_under, id_list
 from engine.store.descriptions import category_key, write_categories, write_description
 from engine.store.embeddings import embedded, write_embedding, write_failure
@@ -24,6 +25,7 @@ from engine.store.sources import Sources, upsert_source
 from engine.store.types import (
     CATEGORY_JOIN,
     CATEGORY_MODEL,
+    CURATED_FIELDS,
     DESCRIBED_FIELDS,
     DESCRIPTION_JOIN,
     IS_MISSING,
@@ -36,6 +38,7 @@ from engine.store.types import (
     Track,
     track_from_row,
 )
+from engine.store.waveforms import write_waveform
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +79,12 @@ _TRACK_TABLES = [
 
 
 class Tracks:
-    def __init__(self, db: Database, journal: Journal, files: ManagedFiles, sources: Sources):
+    def __init__(self, db: Database, journal: Journal, files: ManagedFiles, sources: Sources, curation: Curation):
         self._db = db
         self._journal = journal
         self._files = files
         self._sources = sources
+        self._curation = curation
 
     # -- writing --------------------------------------------------------------
 
@@ -123,6 +127,8 @@ class Tracks:
                     upsert_source(conn, record.id, new.source)
                 if new.categories is not None:
                     write_categories(conn, record.id, new.categories)
+                if new.waveform is not None:
+                    write_waveform(conn, record.id, new.waveform)
                 if isinstance(new.embedding, EmbeddingWrite):
                     write_embedding(conn, record.id, new.embedding)
                 elif new.embedding is not None:
@@ -193,7 +199,9 @@ class Tracks:
         categorised = {row[0]: row[1:] for row in self._db.rows(
             "read categories", f"SELECT track_id, members, scores FROM track_categories WHERE key IN {keys}",
             key_values)} if model else {}
-        return [track_from_row(row, described.get(row[0]), categorised.get(row[0])) for row in rows]
+        curated = self._curation.of([row[0] for row in rows])
+        return [replace(track_from_row(row, described.get(row[0]), categorised.get(row[0])),
+                        **dict(zip(CURATED_FIELDS, curated[row[0]]))) for row in rows]
 
     def _located(self, rows: list[tuple]) -> list[Track]:
         """``_assemble``, with every path where each track's content is."""
@@ -332,10 +340,11 @@ def _where(filters: Filters, name: str | None, missing: bool = False) -> tuple[s
         if value is not None:
             clauses.append(sql)
             params.append(value)
-    description, values = description_where(filters)
-    if description:
-        clauses.append(description)
-        params += values
+    for sql, values in (description_where(filters), curation_where(favourite=filters.favourite, tags=filters.tags,
+                                                                   collection=filters.collection)):
+        if sql:
+            clauses.append(sql)
+            params += values
     return " AND ".join(clauses), params
 
 

@@ -56,8 +56,17 @@ class Filters:
     key: str | None = None  # "F minor", "Fm", "F#", "4A": that key (a bare note: either mode)
     compatible_with: str | None = None  # a key with its mode: it and the keys that mix with it
     categories: tuple[str, ...] = ()  # of engine.categories.NAMES: tracks belonging to any of them
+    favourite: bool = False  # only favourites
+    tags: tuple[str, ...] = ()  # tracks carrying every one of them (any case)
+    collection: str | None = None  # only the tracks of this collection
 
     def __post_init__(self):
+        from engine.store.curation import collection_name, tag_name  # (curation reads the database)
+
+        for tag in self.tags:
+            tag_name(tag)
+        if self.collection is not None:
+            collection_name(self.collection)
         for kind in self.kinds:
             if kind not in KINDS:
                 raise InputError(f"{kind!r} is not a kind of sample; choose from {', '.join(KINDS)}.",
@@ -72,6 +81,16 @@ class Filters:
     def described(self) -> bool:
         """Whether it filters on what a sample is (kind, key, category), beyond its measurements."""
         return bool(self.kinds or self.key or self.compatible_with or self.categories)
+
+    @property
+    def curated(self) -> bool:
+        """Whether it filters on what a person kept (favourites, tags, a collection)."""
+        return bool(self.favourite or self.tags or self.collection)
+
+    @property
+    def beyond_measurements(self) -> bool:
+        """Whether it needs SQL beyond the measurements a search index holds (what a sample is, what was kept)."""
+        return self.described or self.curated
 
     def key_labels(self) -> list[str] | None:
         """The stored key labels that pass (``engine.keys.labels_matching``), or None for any key."""
@@ -135,6 +154,9 @@ class Track(_Keyed):
     missing: bool  # every file of it is gone; left out of search and the default listing
     categories: tuple[tuple[str, float], ...] = ()  # (category, score) it belongs to, best first
     locations: tuple[str, ...] = ()  # absolute paths where this content is (the managed copy first)
+    favourite: bool = False
+    tags: tuple[str, ...] = ()  # lower case, sorted
+    collections: tuple[str, ...] = ()  # the names of the collections holding it, by name
 
     @property
     def category(self) -> str | None:
@@ -142,7 +164,8 @@ class Track(_Keyed):
 
     def to_dict(self) -> dict:
         return {**asdict(self), "key": self.key, "camelot": self.camelot, "locations": list(self.locations),
-                "categories": [{"name": name, "score": score} for name, score in self.categories]}
+                "categories": [{"name": name, "score": score} for name, score in self.categories],
+                "tags": list(self.tags), "collections": list(self.collections)}
 
 
 # Whether track ``t`` is missing (every file gone), as SQL.
@@ -153,8 +176,9 @@ CATEGORY_MODEL = "(SELECT value FROM library_state WHERE key = 'category_model')
 # descriptions and categories into every read made a 20-track lookup five times slower at 100k tracks.
 DESCRIBED_FIELDS = ("kind", "tempo_source", "key_tonic", "key_mode", "key_confidence", "key_source")
 _FEATURE_FIELDS = {"tempo", "spectral_centroid", "zero_crossing_rate", "rms_energy", "feature_version"}
+CURATED_FIELDS = ("favourite", "tags", "collections")  # read for the rows in hand too (Curation.of)
 BASE_FIELDS = tuple(field.name for field in fields(Track)
-                    if field.name not in (*DESCRIBED_FIELDS, "categories", "locations"))
+                    if field.name not in (*DESCRIBED_FIELDS, *CURATED_FIELDS, "categories", "locations"))
 # Columns of BASE_FIELDS, in order, over t (tracks) and f (features).
 TRACK_COLUMNS = ", ".join(
     IS_MISSING if name == "missing" else f"{'f' if name in _FEATURE_FIELDS else 't'}.{name}" for name in BASE_FIELDS
@@ -314,6 +338,16 @@ class NewTrack:
     job_id: str | None = None  # finished as added in the same transaction
     description: Description | None = None
     categories: CategoryScores | None = None  # from ``embedding``'s model
+    waveform: WaveformWrite | None = None  # the overview drawn for the track (engine.waveform)
+
+
+@dataclass(frozen=True)
+class WaveformWrite:
+    """One track's waveform overview (engine.waveform), as stored."""
+
+    version: int  # engine.waveform.WAVEFORM_VERSION when made
+    duration: float  # seconds the columns span
+    peaks: np.ndarray  # int8 (columns, 2): min, max per column; 127 = full scale
 
 
 @dataclass(frozen=True)
