@@ -16,6 +16,7 @@ navigation = st.navigation(
         st.Page("pages/search.py", title="Search", icon=":material/search:"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/bar_chart:"),
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
+        st.Page("pages/collections.py", title="Collections", icon=":material/queue_music:"),
     ]
 )
 try:

@@ -301,13 +301,119 @@ def description_filters() -> dict:
             "key": None if compatible else key, "compatible_with": key if compatible else None}
 
 
+ANY_COLLECTION = "any"
+
+
+def kept_filters() -> dict:
+    """The filters on what a person kept, on one row: favourites only, tags (every one chosen), a
+    collection. The Filters arguments chosen."""
+    lib = library()
+    left, middle, right = st.columns(3, vertical_alignment="bottom")
+    favourite = left.toggle("Favourites only")
+    tags = middle.multiselect("Tags", [tag for tag, _ in lib.tags()], help="Tracks with every tag chosen.")
+    collection = right.selectbox("Collection", [ANY_COLLECTION, *(c["name"] for c in lib.collections())])
+    return {"favourite": favourite, "tags": tuple(tags),
+            "collection": None if collection == ANY_COLLECTION else collection}
+
+
+def keep_controls(item, *, key: str) -> None:
+    """A star and a tag editor for a track or search hit; each change is saved as it is made."""
+    lib = library()
+    star, tags = st.columns([1, 8], vertical_alignment="center")
+    star.button("", icon=":material/star:" if item.favourite else ":material/star_outline:", key=f"star-{key}",
+                help="Unstar" if item.favourite else "Star as a favourite", on_click=_toggle_favourite,
+                args=(item.id, not item.favourite))
+    widget = f"tags-{key}"
+    known = [tag for tag, _ in lib.tags()]
+    tags.multiselect("Tags", sorted(set(known) | set(item.tags)), default=list(item.tags), key=widget,
+                     accept_new_options=True, placeholder="Add tags", label_visibility="collapsed",
+                     on_change=_save_tags, args=(item.id, widget, tuple(item.tags)))
+
+
+def _toggle_favourite(track_id: str, on: bool) -> None:
+    try:
+        library().set_favourite(track_id, on)
+    except EngineError as error:  # e.g. deleted in another tab meanwhile
+        st.toast(f"{error.title}: {error.message}")
+
+
+def _save_tags(track_id: str, widget: str, before: tuple[str, ...]) -> None:
+    chosen = st.session_state[widget]
+    try:
+        track = library().tag(track_id, add=[t for t in chosen if t not in before],
+                              remove=[t for t in before if t not in chosen])
+    except EngineError as error:  # a tag that is too long, a track deleted meanwhile
+        st.toast(f"{error.title}: {error.message}")
+        st.session_state[widget] = list(before)
+        return
+    st.session_state[widget] = list(track.tags)  # as stored: lower case, once each
+
+
+def collect(track) -> None:
+    """Add a track to a collection, a new one or one that exists; its collections are listed."""
+    lib = library()
+    names = [c["name"] for c in lib.collections() if c["name"] not in track.collections]
+    if track.collections:
+        st.caption("In " + ", ".join(track.collections))
+    choice, new, add = st.columns([2, 2, 1], vertical_alignment="bottom")
+    chosen = choice.selectbox("Add to collection", ["New collection...", *names], key=f"collect-{track.id}")
+    name = new.text_input("Name", key=f"collect-name-{track.id}", disabled=chosen != "New collection...",
+                          placeholder="e.g. Set for Friday")
+    if add.button("Add", key=f"collect-add-{track.id}", icon=":material/playlist_add:"):
+        try:
+            if chosen == "New collection...":
+                chosen = lib.create_collection(name)
+            lib.add_to_collection(chosen, [track.id])
+            st.toast(f"Added {track.filename} to {chosen}.")
+            st.rerun()
+        except EngineError as error:
+            show_error(error)
+
+
+def download_file(item, *, key: str) -> None:
+    """A download button for a track's or hit's audio file, read only when clicked (the browser's
+    download shelf drags straight into a DAW)."""
+    path = library().audio_path(item)
+    st.download_button("", data=functools.partial(path.read_bytes), file_name=item.filename, key=f"download-{key}",
+                       icon=":material/download:", help=f"Download {item.filename}", on_click="ignore",
+                       disabled=not path.is_file())
+
+
+def downloads(sounds, *, name: str, key: str) -> None:
+    """CSV, M3U and zip downloads of a list of hits or tracks (made when clicked)."""
+    from engine.handoff import to_csv, to_m3u, to_zip
+
+    left, middle, right = st.columns(3)
+    left.download_button("CSV", data=lambda: to_csv(sounds), file_name=f"{name}.csv", mime="text/csv",
+                         key=f"csv-{key}", icon=":material/table:", on_click="ignore", width="stretch")
+    middle.download_button("M3U playlist", data=lambda: to_m3u(sounds), file_name=f"{name}.m3u",
+                           mime="audio/x-mpegurl", key=f"m3u-{key}", icon=":material/queue_music:",
+                           on_click="ignore", width="stretch", help="Absolute paths: open it in a player or DAW.")
+    right.download_button("Audio (zip)", data=lambda: to_zip(sounds), file_name=f"{name}.zip",
+                          mime="application/zip", key=f"zip-{key}", icon=":material/folder_zip:",
+                          on_click="ignore", width="stretch")
+
+
+def draw_waveform(item, *, segment: tuple[float, float] | None = None) -> None:
+    """A track's waveform overview, with ``segment`` (seconds) marked; nothing when there is none."""
+    from ui_waveform import waveform_svg
+
+    try:
+        waveform = library().waveform(item.id)
+    except EngineError:
+        return
+    if waveform is not None:
+        st.html(waveform_svg(waveform, segment=segment))
+
+
 def describe(hit) -> str:
     """What a search hit is, in one line: "loop · F minor (4A) · pad 62%" ("" before it is analysed)."""
     parts = [hit.kind] if hit.kind else []
     if hit.key:
         parts.append(f"{hit.key} ({hit.camelot})" if hit.camelot else hit.key)  # a bare note has no code
     if hit.category:
-        parts.append(hit.category if hit.category_score is None else f"{hit.category} {hit.category_score:.0%}")
+        score = getattr(hit, "category_score", None)  # a hit has it; a track lists its categories
+        parts.append(hit.category if score is None else f"{hit.category} {score:.0%}")
     return " · ".join(parts)
 
 

@@ -57,3 +57,29 @@ def waveform_figure(waveform: Waveform, *, segment: tuple[float, float] | None =
     figure.update_xaxes(visible=False, showgrid=False, zeroline=False, range=[0, span], fixedrange=True)
     figure.update_yaxes(visible=False, showgrid=False, zeroline=False, range=[-1, 1], fixedrange=True)
     return figure
+
+
+def waveform_svg(waveform: Waveform, *, segment: tuple[float, float] | None = None, height: int = 44) -> str:
+    """The same picture as ``waveform_figure``, as a small inline SVG: a results page draws twenty of
+    these, where twenty plotly charts would each load a chart component in the browser."""
+    width = 1000  # viewBox units; the SVG stretches to its container
+    peaks = np.asarray(waveform.peaks, dtype=np.float64) / FULL_SCALE
+    duration = max(float(waveform.duration), 1e-9)
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" preserveAspectRatio="none" '
+             'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="waveform">']
+    if segment is not None:
+        start, end = (min(max(t / duration, 0.0), 1.0) * width for t in segment)
+        if end > start:
+            parts.append(f'<rect x="{start:.1f}" y="0" width="{end - start:.1f}" height="{height}" '
+                         f'fill="{SEGMENT_COLOUR}"/>')
+    if len(peaks):
+        x = (np.arange(len(peaks)) + 0.5) * (width / len(peaks))
+        middle = height / 2
+        top = middle - np.maximum(peaks[:, 1], 0) * middle
+        bottom = middle - np.minimum(peaks[:, 0], 0) * middle
+        bottom = np.maximum(bottom, top + 0.6)  # silence still draws a hairline
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(np.concatenate([x, x[::-1]]),
+                                                            np.concatenate([top, bottom[::-1]])))
+        parts.append(f'<polygon points="{points}" fill="{BAND_COLOUR}"/>')
+    parts.append("</svg>")
+    return "".join(parts)

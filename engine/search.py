@@ -56,6 +56,8 @@ class Hit:
     category: str | None = None  # the best category
     category_score: float | None = None
     created_at: dt.datetime | None = None  # when it joined the library
+    favourite: bool = False
+    tags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -346,7 +348,7 @@ def make_hits(store: Store, scored: list[tuple[str, float]], spans: dict[str, tu
             segment_start=start, segment_end=end, storage=track.storage,
             path=str(store.files.absolute_path(track)), kind=track.kind, key=track.key, camelot=track.camelot,
             category=track.category, category_score=track.categories[0][1] if track.categories else None,
-            created_at=track.created_at,
+            created_at=track.created_at, favourite=track.favourite, tags=track.tags,
         ))
     return hits
 

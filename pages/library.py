@@ -25,8 +25,9 @@ chosen_formats = tuple(formats.multiselect("Formats", FORMATS))
 missing = gone.toggle("Missing tracks", help="Tracks whose files are all gone: kept until their files come back "
                                              "or you remove them here.")
 described = ui.description_filters()
+kept = ui.kept_filters()
 try:
-    filters = Filters(formats=chosen_formats, **described)
+    filters = Filters(formats=chosen_formats, **described, **kept)
 except InputError as error:  # the filters stay on screen, to be changed
     ui.show_error(error)
     st.stop()
@@ -50,9 +51,10 @@ pages = (total - 1) // PAGE_SIZE + 1
 page = st.number_input(f"Page (of {pages})", 1, pages, 1) if pages > 1 else 1
 tracks = library.tracks(filters, name=query or None, missing=missing, sort=sort_key, descending=descending,
                         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-table = pd.DataFrame([{**track.to_dict(), "category": track.category} for track in tracks])[
-    ["filename", "kind", "key", "camelot", "category", "duration", "tempo", "spectral_centroid", "rms_energy",
-     "zero_crossing_rate", "format", "sample_rate", "channels", "created_at", "id"]]
+table = pd.DataFrame([{**track.to_dict(), "category": track.category, "tags": ", ".join(track.tags)}
+                      for track in tracks])[
+    ["favourite", "filename", "kind", "key", "camelot", "category", "tags", "duration", "tempo", "spectral_centroid",
+     "rms_energy", "zero_crossing_rate", "format", "sample_rate", "channels", "created_at", "id"]]
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
     column_config={
@@ -63,6 +65,7 @@ selection = st.dataframe(
         "zero_crossing_rate": st.column_config.NumberColumn("ZCR", format="%.4f"),
         "sample_rate": st.column_config.NumberColumn("rate (Hz)"),
         "created_at": st.column_config.DatetimeColumn("added"),
+        "favourite": st.column_config.CheckboxColumn("★", width="small"),
     },
 )
 st.caption(f"{total:,} tracks. Select a row for details.")
@@ -71,7 +74,14 @@ rows = selection.selection.rows
 if rows:
     track = tracks[rows[0]]
     st.subheader(track.filename)
+    ui.draw_waveform(track)
     ui.play(track)
+    keep, download = st.columns([12, 1], vertical_alignment="center")
+    with keep:
+        ui.keep_controls(track, key=f"detail-{track.id}")
+    with download:
+        ui.download_file(track, key=f"detail-{track.id}")
+    ui.collect(track)
     st.json({key: (str(value) if value is not None else None) for key, value in track.to_dict().items()},
             expanded=False)
     confirm = st.checkbox("Yes, remove this track from the library", key=f"confirm-{track.id}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from engine.errors import InputError
-from engine.library import Filters
+from engine.library import DEFAULT_BUT_WEIGHT, Filters
 
 ui.require_login()
 st.title("Search")
@@ -31,12 +31,13 @@ with st.expander("Filters"):
     segments = right.toggle("Rank by best 10 s segment")
     limit = right.number_input("Results", 1, 200, 20)
     described = ui.description_filters()
+    kept = ui.kept_filters()
 
 try:
     filters = Filters(
         min_duration=duration[0] if use_duration else None, max_duration=duration[1] if use_duration else None,
         min_tempo=tempo[0] if use_tempo else None, max_tempo=tempo[1] if use_tempo else None,
-        formats=tuple(formats), **described,
+        formats=tuple(formats), **described, **kept,
     )
 except InputError as error:  # the filters stay on screen, to be changed
     ui.show_error(error)
@@ -44,10 +45,16 @@ except InputError as error:  # the filters stay on screen, to be changed
 # One search, chosen by what was given: a track to match, an example clip, or a prompt.
 if st.session_state.like:
     st.info("Showing tracks like the one you picked.")
-    if st.button("Clear"):
+    but, weight, clear = st.columns([4, 2, 1], vertical_alignment="bottom")
+    modifier = but.text_input("...but", placeholder="darker, with reverb, shorter attack",
+                              help="Turns the search towards this description.")
+    strength = weight.slider("How much", 0.0, 2.0, DEFAULT_BUT_WEIGHT, step=0.1,
+                             help="0: the track alone; 1: halfway between the track and the description.")
+    if clear.button("Clear"):
         st.session_state.like = None
         st.rerun()
-    search, described = partial(library.search_like, st.session_state.like), "this track"
+    search = partial(library.search_like, st.session_state.like, but=modifier, weight=strength)
+    described = f"this track, but {modifier.strip()}" if modifier.strip() else "this track"
 elif recording is not None:
     search, described = partial(library.search_audio, data=recording.getvalue(), name="recording.wav"), "this example"
 elif example is not None:
@@ -63,6 +70,8 @@ with st.spinner("Searching..."):
 pending = library.stats()["pending_embeddings"] if not hits else 0
 
 st.caption(f"{len(hits)} results for {described}")
+if hits:
+    ui.downloads(hits, name="search", key="hits")
 if not hits:
     st.info("No matches." + (f" {pending:,} tracks are still waiting for embeddings." if pending else ""))
 
@@ -93,3 +102,9 @@ for hit in hits:
         if more.button("More like this", key=f"like-{hit.id}"):
             st.session_state.like = hit.id
             st.rerun()
+        ui.draw_waveform(hit, segment=(hit.segment_start, hit.segment_end) if hit.segment_start is not None else None)
+        keep, download = st.columns([12, 1], vertical_alignment="center")
+        with keep:
+            ui.keep_controls(hit, key=hit.id)
+        with download:
+            ui.download_file(hit, key=hit.id)

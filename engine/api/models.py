@@ -166,6 +166,8 @@ class SearchResult(BaseModel):
     camelot: str | None
     category: str | None
     category_score: float | None
+    favourite: bool
+    tags: list[str]
 
 
 class Deleted(BaseModel):

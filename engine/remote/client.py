@@ -335,5 +335,6 @@ def track_from(item: dict) -> Track:
 
 def hit_from(item: dict) -> Hit:
     values = {name: item[name] for name in HIT_FIELDS if name in item}
-    values.update(score=item["similarity_score"], path=item["file_path"], created_at=local_time(item["created_at"]))
+    values.update(score=item["similarity_score"], path=item["file_path"], created_at=local_time(item["created_at"]),
+                  tags=tuple(item.get("tags", ())))
     return Hit(**values)
