@@ -150,6 +150,20 @@ def chart_figures(revision: int, _lib: Library, filters: Filters = Filters()) ->
     }
 
 
+def duplicate_groups(threshold: float, *, revision: int | None = None) -> list:
+    """The library's near-duplicate groups at ``threshold`` (DuplicateGroup: tracks, pairs), as of
+    ``revision``, by default the library's now. The Duplicates page passes the revision it searched
+    at, so removing a copy there does not start the search over: at 100k tracks it takes two minutes."""
+    lib = library()
+    return duplicate_groups_at(lib.revision if revision is None else revision, lib, threshold)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def duplicate_groups_at(revision: int, _lib: Library, threshold: float) -> list:
+    """duplicate_groups() for one library revision and threshold; ``_lib`` is left out of the cache key."""
+    return _lib.duplicates(threshold=threshold)
+
+
 @functools.cache
 def _plotly_bundle() -> str | None:
     """The file name of Streamlit's plotly chunk (it is named by a content hash), or None."""
@@ -402,8 +416,8 @@ def draw_waveform(item, *, segment: tuple[float, float] | None = None) -> None:
         waveform = library().waveform(item.id)
     except EngineError:
         return
-    if waveform is not None:
-        st.html(waveform_svg(waveform, segment=segment))
+    if waveform is not None:  # (st.html's sanitiser keeps HTML only: an SVG goes in as an image)
+        st.image(waveform_svg(waveform, segment=segment), width="stretch", alt="waveform")
 
 
 def describe(hit) -> str:

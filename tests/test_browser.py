@@ -197,3 +197,44 @@ def test_the_pages_show_what_the_api_and_the_cli_changed(page, server, audio_dir
     page.goto(f"{server}/folders")
     # The folder the import came from is a library folder now (a cell of the grid, drawn on a canvas).
     expect(page.locator("[role=gridcell]").filter(has_text=str(audio_dir / "formats")).first).to_be_attached()
+
+
+def test_star_tag_and_download_a_hit(page, server, audio_dir, tmp_path, tiny_clap_dir):
+    from playwright.sync_api import expect
+
+    environment = environment_for(tmp_path, tiny_clap_dir)
+    done = run_cli(environment, "ingest", str(audio_dir / "sine440.wav"), str(audio_dir / "click120.wav"), "--json")
+    assert done.returncode == 0, done.stderr
+    ids = {Path(item["path"]).name: item["id"] for item in json.loads(done.stdout)["added"]}
+    page.goto(f"{server}/search")
+    prompt = page.get_by_label("Prompt")
+    prompt.fill("a clean sine tone")
+    prompt.press("Enter")
+    expect(page.get_by_text("2 results for", exact=False)).to_be_visible()
+    expect(page.get_by_role("img", name="waveform")).to_have_count(2)  # each hit's waveform overview
+    first = page.get_by_text("1. ", exact=False).first.inner_text().split("1. ", 1)[1].split("\n")[0].strip()
+    track = ids[first]
+
+    star = page.locator(f".st-key-star-{track} button").first
+    expect(star).to_contain_text("star_outline icon")
+    star.click()
+    expect(page.locator(f".st-key-star-{track} button").first).to_contain_text("star icon")  # filled now
+    tags = page.locator(f".st-key-tags-{track} input")
+    tags.click()
+    tags.fill("keeper")
+    tags.press("Enter")
+    page.keyboard.press("Escape")
+    deadline = time.monotonic() + 30
+    while True:  # saved as it is made: the library has it
+        [starred] = json.loads(run_cli(environment, "list", "--favourite", "--json").stdout) or [None]
+        if starred is not None and starred["tags"] == ["keeper"]:
+            break
+        assert time.monotonic() < deadline, starred
+        time.sleep(1)
+    assert starred["filename"] == first and starred["favourite"]
+
+    with page.expect_download() as download:
+        page.locator(f".st-key-download-{track} button").first.click()
+    saved = tmp_path / "downloaded"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == Path(starred["locations"][0]).read_bytes()
