@@ -57,6 +57,12 @@ class TooLargeError(InputError):
     title = "File too large"
 
 
+class ConflictError(InputError):
+    """A name that is taken already (a collection, an API key)."""
+
+    title = "Name taken"
+
+
 class StoreError(EngineError):
     title = "Library error"
 

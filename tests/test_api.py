@@ -282,7 +282,7 @@ def test_api_keys_are_managed_only_with_the_servers_own_token(fake_library):
                      client.delete("/auth/keys/daw", headers=key)):
         assert response.status_code == 401 and error(response)["type"] == "AuthError"
     assert [k["name"] for k in client.get("/auth/keys", headers=own).json()] == ["daw"]
-    assert client.post("/auth/keys", headers=own, json={"name": "daw"}).status_code == 422  # taken
+    assert client.post("/auth/keys", headers=own, json={"name": "daw"}).status_code == 409  # taken
     assert client.delete("/auth/keys/daw", headers=own).json() == {"revoked": "daw"}
     assert client.get("/audio/files", headers=key).status_code == 401
     assert client.delete("/auth/keys/daw", headers=own).status_code == 404
@@ -305,7 +305,7 @@ def test_favourites_tags_and_collections(api, uploaded):
     assert api.get("/audio/files", params={"tag": "none"}).json() == []
     created = api.post("/collections", json={"name": "Set A"})
     assert created.status_code == 201 and created.json() == {"name": "Set A", "tracks": []}
-    assert api.post("/collections", json={"name": "set a"}).status_code == 422
+    assert api.post("/collections", json={"name": "set a"}).status_code == 409
     assert api.post("/collections", json={"name": "a/b"}).status_code == 422
     added = api.post("/collections/set%20a/tracks", json={"ids": [tone]})
     assert added.json() == {"name": "Set A", "tracks": [tone]}

@@ -27,6 +27,7 @@ from engine.api.guard import Guard
 from engine.api.models import ErrorResponse
 from engine.errors import (
     AuthError,
+    ConflictError,
     EngineError,
     InputError,
     LibraryLockedError,
@@ -42,6 +43,7 @@ STATUS_OF = (
     (NotFoundError, 404),
     (TooLargeError, 413),
     (UnsupportedTypeError, 415),
+    (ConflictError, 409),
     (InputError, 422),
     (ModelUnavailableError, 503),
     (LibraryLockedError, 503),
@@ -51,6 +53,7 @@ ERRORS = {status: {"model": ErrorResponse, "description": description} for statu
     (400, "A foreign Host (see the guard), or a request the engine refuses"),
     (401, "No valid token or API key while the dashboard is shared"),
     (403, "A change sent from another site's page"), (404, "No such track or job"),
+    (409, "A name that is taken already"),
     (413, "Over the size limit"), (415, "A file type that is not allowed"),
     (422, "Input the engine or the schema refuses"), (503, "The model cannot load, or the library is held"),
 )}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from engine.api.deps import LibraryDep, track_document
 from engine.api.models import (
+    COLLECTION_PATTERN,
     AudioFile,
     AudioMetadata,
     CollectionContents,
@@ -23,7 +24,7 @@ from engine.api.models import (
 from engine.library import DUPLICATE_THRESHOLD
 
 router = APIRouter(tags=["curation"])
-Name = Annotated[str, Path(min_length=1, max_length=64)]
+Name = Annotated[str, Path(min_length=1, max_length=64, pattern=COLLECTION_PATTERN)]
 
 
 def metadata(library, track) -> AudioMetadata:

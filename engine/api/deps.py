@@ -7,7 +7,7 @@ from typing import Annotated, Callable
 
 from fastapi import Depends, Query, Request
 
-from engine.api.models import CategoryName, KindName
+from engine.api.models import COLLECTION_PATTERN, TAG_PATTERN, CategoryName, KindName
 from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 from engine.library import Filters, Library, Track
 
@@ -35,8 +35,10 @@ def filters_from(
                                                  description="a key with its mode")] = None,
     category: Annotated[list[CategoryName], Query(description="repeatable")] = [],  # noqa: B006
     favourite: Annotated[bool, Query(description="only favourites")] = False,
-    tag: Annotated[list[str], Query(description="repeatable: tracks with every one")] = [],  # noqa: B006
-    collection: Annotated[str | None, Query(max_length=200, description="only this collection's tracks")] = None,
+    tag: Annotated[list[Annotated[str, Query(min_length=1, max_length=64, pattern=TAG_PATTERN)]],
+                   Query(description="repeatable: tracks with every one")] = [],  # noqa: B006
+    collection: Annotated[str | None, Query(min_length=1, max_length=64, pattern=COLLECTION_PATTERN,
+                                            description="only this collection's tracks")] = None,
 ) -> Filters:
     """The library's filters as query parameters (a bad value is the engine's InputError: 422)."""
     return Filters(min_duration=min_duration, max_duration=max_duration, min_tempo=min_tempo, max_tempo=max_tempo,

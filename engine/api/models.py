@@ -14,9 +14,14 @@ from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 # system's); the API says which, as RFC 3339 requires: "2026-11-29T11:58:17+01:00".
 Timestamp = Annotated[dt.datetime, AfterValidator(lambda value: value if value.tzinfo else value.astimezone())]
 
-# A tag or a collection's name: printable, 1 to 64 characters (engine.store.curation says why not).
-TagText = Annotated[str, Field(min_length=1, max_length=200, description="a tag, any case")]
-CollectionText = Annotated[str, Field(min_length=1, max_length=200, description="a collection's name")]
+# A tag or a collection's name as the schema allows it: 1 to 64 characters, no control character, not
+# only spaces; a collection's name holds no "/" (it is a segment of URLs). The engine accepts a little
+# more (it folds runs of spaces and tabs into one): every name the schema allows, it accepts.
+TAG_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+COLLECTION_PATTERN = r"^[^\x00-\x1f\x7f-\x9f/]*[^\s\x00-\x1f\x7f-\x9f/][^\x00-\x1f\x7f-\x9f/]*$"
+TagText = Annotated[str, Field(min_length=1, max_length=64, pattern=TAG_PATTERN, description="a tag, any case")]
+CollectionText = Annotated[str, Field(min_length=1, max_length=64, pattern=COLLECTION_PATTERN,
+                                      description="a collection's name, any case")]
 
 # The most results one search returns (the CLI's --limit reaches this far through the server too).
 MAX_RESULTS = 10_000

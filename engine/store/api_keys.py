@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.errors import InputError, NotFoundError
+from engine.errors import ConflictError, NotFoundError
 from engine.store.database import Database
 
 
@@ -13,8 +13,8 @@ class ApiKeys:
     def add(self, name: str, digest: str) -> None:
         with self._db.transaction("create an API key") as conn:
             if conn.execute("SELECT 1 FROM api_keys WHERE name = ?", [name]).fetchone():
-                raise InputError(f"an API key named {name!r} exists already.", title="Name taken",
-                                 hint="Revoke it first, or choose another name.")
+                raise ConflictError(f"an API key named {name!r} exists already.",
+                                    hint="Revoke it first, or choose another name.")
             conn.execute("INSERT INTO api_keys (name, digest) VALUES (?, ?)", [name, digest])
 
     def remove(self, name: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from engine.errors import InputError, NotFoundError
+from engine.errors import ConflictError, InputError, NotFoundError
 from engine.store.database import Database, id_list
 
 MAX_NAME = 64
@@ -92,8 +92,8 @@ class Curation:
         name = collection_name(name)
         with self._db.transaction("create a collection") as conn:
             if conn.execute("SELECT 1 FROM collections WHERE key = ?", [name.lower()]).fetchone():
-                raise InputError(f"a collection named {name!r} exists already.", title="Name taken",
-                                 hint="Add tracks to it, or choose another name.")
+                raise ConflictError(f"a collection named {name!r} exists already.",
+                                    hint="Add tracks to it, or choose another name.")
             conn.execute("INSERT INTO collections (key, name) VALUES (?, ?)", [name.lower(), name])
         self._changed()
         return name
