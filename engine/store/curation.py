@@ -162,19 +162,24 @@ class Curation:
         if not track_ids:
             return {}
         in_list, values = id_list(track_ids)
-        favourites = {i for (i,) in self._db.rows(
-            "read favourites", f"SELECT track_id FROM favourites WHERE track_id IN {in_list}", values)}
+        # One statement for the three tables: a page of tracks is read on every search.
+        rows = self._db.rows(
+            "read what was kept",
+            f"SELECT 'favourite', track_id, NULL FROM favourites WHERE track_id IN {in_list}"
+            f" UNION ALL SELECT 'tag', track_id, tag FROM track_tags WHERE track_id IN {in_list}"
+            " UNION ALL SELECT 'collection', ct.track_id, c.name FROM collection_tracks ct"
+            f" JOIN collections c ON c.key = ct.collection WHERE ct.track_id IN {in_list}",
+            values * 3)
+        favourites: set[str] = set()
         tags: dict[str, list[str]] = {}
-        for track_id, tag in self._db.rows(
-                "read tags", f"SELECT track_id, tag FROM track_tags WHERE track_id IN {in_list} ORDER BY tag", values):
-            tags.setdefault(track_id, []).append(tag)
         collections: dict[str, list[str]] = {}
-        for track_id, name in self._db.rows(
-                "read collections", "SELECT ct.track_id, c.name FROM collection_tracks ct JOIN collections c"
-                f" ON c.key = ct.collection WHERE ct.track_id IN {in_list} ORDER BY lower(c.name)", values):
-            collections.setdefault(track_id, []).append(name)
-        return {track_id: (track_id in favourites, tuple(tags.get(track_id, ())),
-                           tuple(collections.get(track_id, ()))) for track_id in track_ids}
+        for kind, track_id, name in rows:
+            if kind == "favourite":
+                favourites.add(track_id)
+            else:
+                (tags if kind == "tag" else collections).setdefault(track_id, []).append(name)
+        return {track_id: (track_id in favourites, tuple(sorted(tags.get(track_id, ()))),
+                           tuple(sorted(collections.get(track_id, ()), key=str.lower))) for track_id in track_ids}
 
 
 def curation_where(*, favourite: bool, tags: tuple[str, ...], collection: str | None) -> tuple[str, list]:
