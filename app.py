@@ -17,6 +17,8 @@ navigation = st.navigation(
         st.Page("pages/analytics.py", title="Analytics", icon=":material/bar_chart:"),
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
         st.Page("pages/collections.py", title="Collections", icon=":material/queue_music:"),
+        st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page("pages/duplicates.py", title="Duplicates", icon=":material/content_copy:"),
     ]
 )
 try:

@@ -12,3 +12,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def private_trash(tmp_path, monkeypatch):
+    """The system trash inside the test's folder (XDG_DATA_HOME/Trash): send2trash reads the variable
+    once, when imported, so it is imported afresh for each test that uses it."""
+    import sys
+
+    def forget():
+        for name in [name for name in sys.modules if name.split(".")[0] == "send2trash"]:
+            del sys.modules[name]
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    forget()
+    yield tmp_path / "xdg" / "Trash" / "files"
+    forget()

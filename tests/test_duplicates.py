@@ -397,8 +397,7 @@ def test_the_library_groups_reencodings_and_shows_exact_copies(any_library, tmp_
         any_library.duplicates(threshold=0)
 
 
-def test_a_file_goes_to_the_trash_only_when_asked_and_the_library_follows(fake_library, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the system trash, inside the test's folder
+def test_a_file_goes_to_the_trash_only_when_asked_and_the_library_follows(fake_library, tmp_path, private_trash):
     root = tmp_path / "pack"
     (root / "a").mkdir(parents=True)
     sf.write(root / "a" / "tone.wav", decaying_tone(), RATE)
@@ -411,9 +410,9 @@ def test_a_file_goes_to_the_trash_only_when_asked_and_the_library_follows(fake_l
     first, second = sorted(track.locations)
     kept = fake_library.trash_file(track.id, first)
     assert not Path(first).exists() and Path(second).exists() and kept.locations == (second,)
-    trashed = list((tmp_path / "xdg" / "Trash" / "files").iterdir())
+    trashed = list(private_trash.iterdir())
     assert [p.name for p in trashed] == [Path(first).name]  # in the trash, where it can be restored
     assert trashed[0].read_bytes() == Path(second).read_bytes()
     assert fake_library.copies() == [] and fake_library.sync().missing == []
     assert fake_library.trash_file(track.id, second) is None  # its last file: the track goes too
-    assert fake_library.count() == 0 and len(list((tmp_path / "xdg" / "Trash" / "files").iterdir())) == 2
+    assert fake_library.count() == 0 and len(list(private_trash.iterdir())) == 2
