@@ -199,7 +199,7 @@ def test_the_pages_show_what_the_api_and_the_cli_changed(page, server, audio_dir
     expect(page.locator("[role=gridcell]").filter(has_text=str(audio_dir / "formats")).first).to_be_attached()
 
 
-def test_star_tag_and_download_a_hit(page, server, audio_dir, tmp_path, tiny_clap_dir):
+def test_star_tag_download_a_hit_and_see_the_map(page, server, audio_dir, tmp_path, tiny_clap_dir):
     from playwright.sync_api import expect
 
     environment = environment_for(tmp_path, tiny_clap_dir)
@@ -238,3 +238,11 @@ def test_star_tag_and_download_a_hit(page, server, audio_dir, tmp_path, tiny_cla
     saved = tmp_path / "downloaded"
     download.value.save_as(saved)
     assert saved.read_bytes() == Path(starred["locations"][0]).read_bytes()
+
+    # The map: both tracks as points (drawn with WebGL), counted under the chart.
+    page.get_by_role("link", name="Map").click()
+    expect(page.get_by_text("2 tracks.", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    drawn = page.evaluate("() => { const plot = document.querySelector('.js-plotly-plot');"
+                          " return plot._fullData.reduce((n, trace) => n + (trace._length || 0), 0); }")
+    assert drawn == 2
