@@ -39,6 +39,7 @@ def app(tmp_path, monkeypatch, tiny_clap_dir):
         ui.settings.clear()
         ui.library.clear()
         ui.chart_figures.clear()
+        ui.duplicate_groups_at.clear()
         reset_embedders()
 
     clear()

@@ -9,39 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from engine.clap import reset_embedders
 from tests.fixtures_audio import sine, write_audio
-from tests.test_app import REPO, _ServedPages, _values
+from tests.test_app import _values, app  # noqa: F401 (app is a fixture)
 from tests.test_duplicates import write_reencodings
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch, tiny_clap_dir, private_trash):
-    """start(name): an AppTest of pages/<name>.py, inside app.py's navigation once app.py lists the page (as
-    a running server serves it), or run on its own before then."""
-    monkeypatch.setenv("TRAUM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tiny_clap_dir))
-    monkeypatch.setenv("TRAUM_CLAP_DEVICE", "cpu")
-    monkeypatch.chdir(REPO)
-    import ui
-
-    def clear():
-        ui.settings.clear()
-        ui.library.clear()
-        ui.duplicate_groups_at.clear()
-        reset_embedders()
-
-    clear()
-
-    def start(name: str) -> AppTest:
-        monkeypatch.setattr("streamlit.testing.v1.app_test.PagesManager", _ServedPages)
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90).run()
-        return at.switch_page(f"pages/{name}.py").run()
-
-    yield start
-    clear()
+def page(app, private_trash):  # noqa: F811 (app is tests.test_app's fixture)
+    """start(name): an AppTest of pages/<name>.py inside app.py's navigation; the system trash in the test's
+    folder."""
+    return app
 
 
 def button(at, label: str):
