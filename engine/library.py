@@ -510,7 +510,7 @@ class Library:
     def duplicates(self, *, threshold: float = DUPLICATE_THRESHOLD) -> list[DuplicateGroup]:
         """Near-duplicates (engine.duplicates): present tracks of the current model whose embeddings
         are at least ``threshold`` alike (cosine) and whose durations agree, in groups, largest first.
-        Blocked matrix products over the index's vectors: about two minutes per 100k tracks on two cores."""
+        Blocked matrix products over the index's vectors: about 40 s per 100k tracks on two cores."""
         if not 0 < threshold <= 1:
             raise InputError(f"the threshold is a cosine between 0 and 1, not {threshold}.", title="Invalid threshold")
         ids, vectors, durations = self._index_for(self._embedder()).snapshot()
@@ -559,9 +559,9 @@ class Library:
 
         Made once per library revision and kept. While the library has changed by fewer than a tenth of the
         tracks since its last full layout, old points stay where they were, new tracks are placed among their
-        nearest neighbours and deleted ones drop out (engine.maplayout). At 100k tracks a first map took 25 s
-        here (loading the index 7, PCA 3.5, reading the tracks' fields 7, the table 1.3; UMAP, from 200 tracks
-        when umap-learn is installed, takes longer), and bringing it up to date about 9 s, mostly those reads.
+        nearest neighbours and deleted ones drop out (engine.maplayout). At 100k tracks a first map took 13 s
+        on two idle cores (the index, the PCA layout, reading every track's fields; UMAP, from 200 tracks when
+        umap-learn is installed, takes longer), and bringing it up to date about 9 s, mostly those reads.
         ``wait=False`` makes nothing: the latest map made, perhaps of an earlier revision
         (``sound_map_state`` says), or None before the first; the dashboard has it made by ``start_sound_map``.
         """
