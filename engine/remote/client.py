@@ -43,6 +43,7 @@ class RemoteLibrary:
         self.record = record
         self.settings = settings
         self._http = requests.Session()
+        self._http.trust_env = False  # no proxy from the environment: the token goes to this machine only
         self._http.headers["Authorization"] = f"Bearer {record.token}"
         for attempt in range(HEALTH_TRIES):
             try:
