@@ -66,7 +66,10 @@ async def lifespan(app):
     if data_dir is not None:
         url = record.api_url(address=config.get_option("server.address"), port=config.get_option("server.port"),
                              base_path=config.get_option("server.baseUrlPath") or "")
-        _record = record.write(data_dir, url=url)
+        try:
+            _record = record.write(data_dir, url=url)
+        except OSError:  # a read-only data folder: the dashboard still serves; commands say the library is in use
+            logging.getLogger(__name__).warning("could not leave the server's note in %s", data_dir, exc_info=True)
     try:
         yield
     finally:
