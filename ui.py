@@ -330,15 +330,14 @@ def kept_filters() -> dict:
             "collection": None if collection == ANY_COLLECTION else collection}
 
 
-def keep_controls(item, *, key: str) -> None:
-    """A star and a tag editor for a track or search hit; each change is saved as it is made."""
-    lib = library()
+def keep_controls(item, *, key: str, known: list[str]) -> None:
+    """A star and a tag editor for a track or search hit; each change is saved as it is made. ``known``:
+    the library's tags (``library().tags()``, read once per page, not once per hit)."""
     star, tags = st.columns([1, 8], vertical_alignment="center")
     star.button("", icon=":material/star:" if item.favourite else ":material/star_outline:", key=f"star-{key}",
                 help="Unstar" if item.favourite else "Star as a favourite", on_click=_toggle_favourite,
                 args=(item.id, not item.favourite))
     widget = f"tags-{key}"
-    known = [tag for tag, _ in lib.tags()]
     tags.multiselect("Tags", sorted(set(known) | set(item.tags)), default=list(item.tags), key=widget,
                      accept_new_options=True, placeholder="Add tags", label_visibility="collapsed",
                      on_change=_save_tags, args=(item.id, widget, tuple(item.tags)))

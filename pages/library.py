@@ -78,7 +78,7 @@ if rows:
     ui.play(track)
     keep, download = st.columns([12, 1], vertical_alignment="center")
     with keep:
-        ui.keep_controls(track, key=f"detail-{track.id}")
+        ui.keep_controls(track, key=f"detail-{track.id}", known=[tag for tag, _ in library.tags()])
     with download:
         ui.download_file(track, key=f"detail-{track.id}")
     ui.collect(track)

@@ -80,6 +80,9 @@ def start_playing(track_id: str) -> None:
     st.session_state.playing, st.session_state.play_now = track_id, True
 
 
+known_tags = [tag for tag, _ in library.tags()]  # the tag boxes' choices, read once for every hit
+
+
 # One player at a time, made when asked for: Streamlit reads a player's whole file into memory
 # (twenty one-minute WAVs took 0.17 s and 212 MB on every search), and two previews at once are noise.
 for hit in hits:
@@ -105,6 +108,6 @@ for hit in hits:
         ui.draw_waveform(hit, segment=(hit.segment_start, hit.segment_end) if hit.segment_start is not None else None)
         keep, download = st.columns([12, 1], vertical_alignment="center")
         with keep:
-            ui.keep_controls(hit, key=hit.id)
+            ui.keep_controls(hit, key=hit.id, known=known_tags)
         with download:
             ui.download_file(hit, key=hit.id)
