@@ -17,7 +17,7 @@ from engine.store.migrations import insert_track_embeddings, window_sets_from_ro
 # Fixed table names, in dependency order; never taken from input.
 TABLES = ("tracks", "features", "sources", "track_embeddings", "window_sets", "embedding_errors", "jobs", "folders",
           "failures", "missing_tracks", "descriptions", "track_categories", "category_vectors", "library_state",
-          "favourites", "track_tags", "collections", "collection_tracks", "waveforms")
+          "favourites", "track_tags", "collections", "collection_tracks", "waveforms", "merged_shards")
 # Exports written before migration 0003 hold one row per window in this file.
 OLD_WINDOW_TABLE = "window_embeddings"
 MANIFEST = "manifest.json"

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine import analytics, audio
+from engine import analytics, audio, cluster
 from engine import categories as vocabulary
 from engine.auth import KEY_PREFIX, issue_token, key_digest, new_api_key, secret_key, token_valid, verify_password
 from engine.backup import export_library, import_library
 from engine.clap import get_embedder, model_status
 from engine.classify import categorise_library
+from engine.cluster import ClusterOptions, ClusterSummary, MergeSummary
 from engine.config import Settings, load_settings
 from engine.duplicates import DEFAULT_THRESHOLD as DEFAULT_DUPLICATE_THRESHOLD
 from engine.duplicates import DuplicateGroup
@@ -118,6 +119,25 @@ class Library:
         if not copy:
             self._folders.remember([Path(p) for p in paths if Path(p).is_dir()])
         return self._ingestor.ingest_paths(paths, copy=copy, progress=progress)
+
+    def ingest_on_ray(self, paths, *, options: ClusterOptions | None = None, folder: Path | None = None,
+                      on_shard=None) -> tuple[ClusterSummary, MergeSummary]:
+        """Import files and folders as a Ray Data job (engine.cluster), then merge its shards from
+        ``folder`` (default: ``shards`` in the data folder; run again with the same folder to finish
+        a job that was stopped). Folders are remembered as library folders, as by ``ingest``."""
+        options = options or ClusterOptions()
+        self._folders.remember([Path(p) for p in paths if Path(p).is_dir()])
+        summary, merged = cluster.ingest_on_ray(self._store, self.settings, paths, options=options,
+                                                folder=Path(folder or self.settings.data_dir / "shards"),
+                                                on_shard=on_shard)
+        self.categorise()  # the merged tracks' categories, from their embeddings, as a local import scores them
+        return summary, merged
+
+    def import_shards(self, folder: Path, *, on_shard=None) -> MergeSummary:
+        """Merge a cluster ingest's shards (written here or elsewhere) into this library."""
+        merged = cluster.merge_folder(self._store, Path(folder), on_shard=on_shard)
+        self.categorise()
+        return merged
 
     def ingest_upload(self, name: str, data: bytes, *, progress: ProgressCallback | None = None) -> FileResult:
         """Import one uploaded file now. ``name`` is shown, never used as a path."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.audio import CLAP_RATE, DecodedAudio
 from engine.store.types import EmbeddingWrite
-from engine.windows import make_windows
+from engine.windows import Windows, make_windows
 
 PIPELINE_VERSION = 1
 _GATHER_SECONDS = 0.02  # how long the batcher waits for other files' windows
@@ -43,14 +43,26 @@ def pool(window_vectors: np.ndarray) -> np.ndarray:
 def embed_track(samples_48k: np.ndarray, embed_audio) -> TrackVectors:
     """Window 48 kHz mono audio deterministically and embed it with ``embed_audio``."""
     windows = make_windows(samples_48k)
-    vectors = np.asarray(embed_audio(windows.audio), dtype=np.float32)
+    return track_vectors(windows, embed_audio(windows.audio))
+
+
+def windows_of(decoded: DecodedAudio) -> Windows:
+    """A decode's windows: its 48 kHz resampling cut by the windowing rules (engine.windows)."""
+    return make_windows(decoded.at_rate(CLAP_RATE))
+
+
+def track_vectors(windows: Windows, vectors: np.ndarray) -> TrackVectors:
+    """A track's stored vectors from its windows and their embeddings (n, D), in window order."""
+    vectors = np.asarray(vectors, dtype=np.float32)
     return TrackVectors(pool(vectors), vectors, list(windows.starts_s), list(windows.ends_s))
 
 
 def embed_decoded(decoded: DecodedAudio, embed_audio) -> TrackVectors:
-    """The one path from a decode to vectors, shared by ingest, reembed and example queries:
+    """The one path from a decode to vectors, shared by ingest, reembed, example queries and the
+    cluster's actors (which run ``windows_of`` and ``track_vectors`` on either side of the model):
     the 48 kHz resampling of the decode, cut into windows, embedded with ``embed_audio``."""
-    return embed_track(decoded.at_rate(CLAP_RATE), embed_audio)
+    windows = windows_of(decoded)
+    return track_vectors(windows, embed_audio(windows.audio))
 
 
 class WindowBatcher:

@@ -3,7 +3,7 @@
 Every command takes ``--json`` (exactly one JSON document on stdout) and
 ``--debug`` (show tracebacks). Exit status: 0 success, 1 when something
 failed (a file, a lookup), 2 for usage or configuration errors. Commands
-live by what they work on: tracks.py, folders.py, describe.py and curation.py; common.py holds
+live by what they work on: tracks.py, folders.py, describe.py, curation.py and cluster.py; common.py holds
 output.
 """
 
@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.cli import access, curation, describe, folders, tracks
+from engine.cli import access, cluster, curation, describe, folders, tracks
 from engine.cli.common import EXIT_FAILED, EXIT_USAGE, emit_error
 from engine.errors import ConfigError, EngineError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     curation.register(commands, common)
     curation.register_duplicates(commands, common)
     access.register(commands, common)
+    cluster.register(commands, common)
     return parser
 
 

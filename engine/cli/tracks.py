@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli import cluster
 from engine.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,6 +34,7 @@ def register(commands, common) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--copy", action="store_true",
                         help="keep a copy under DATA_DIR/audio instead of referencing the files where they are")
+    cluster.add_ray_options(ingest)
     ingest.set_defaults(run=cmd_ingest)
 
     stats = commands.add_parser("stats", parents=[common], help="library totals")
@@ -108,6 +110,11 @@ def register(commands, common) -> None:
 
 
 def cmd_ingest(args) -> int:
+    if args.ray is not None:
+        if args.copy:
+            print("--copy and --ray do not go together: a cluster ingest indexes files in place.", file=sys.stderr)
+            return EXIT_USAGE
+        return cluster.cmd_ingest_on_ray(args)
     with open_library(args) as library, FileBar(args, "analysed") as bar:
         results = library.ingest(args.paths, copy=args.copy, progress=bar.on_file)
     added = [{"path": r.source, "id": r.track_id} for r in results if r.status == "added"]

@@ -12,6 +12,7 @@
 * ``store.jobs``: one import job per file (``jobs.py``);
 * ``store.api_keys``: digests of the API's keys (``api_keys.py``);
 * ``store.waveforms``: each track's waveform overview for drawing (``waveforms.py``);
+* ``store.shards``: merging a cluster ingest's shards in bulk (``shards.py``);
 * ``store.journal``: the in-process change log search indexes replay (``journal.py``).
 
 ``database.py`` holds the connection, its lock, transactions and the
@@ -33,6 +34,7 @@ from engine.store.files import ManagedFiles
 from engine.store.folders import Folders
 from engine.store.jobs import Jobs
 from engine.store.journal import Journal
+from engine.store.shards import MergedShard, Shards
 from engine.store.sources import Sources
 from engine.store.tracks import SORTABLE, Tracks
 from engine.store.types import (
@@ -83,6 +85,7 @@ class Store:
         self.folders = Folders(self.db)
         self.api_keys = ApiKeys(self.db)
         self.waveforms = Waveforms(self.db)
+        self.shards = Shards(self.db, self.journal)
 
     @property
     def revision(self) -> int:
@@ -95,6 +98,7 @@ class Store:
 
 __all__ = [
     "MANAGED_PATH", "SORTABLE", "STORAGE_KINDS", "CategoryScores", "Change", "Description", "Embedded",
-    "EmbeddingFailure", "EmbeddingWrite", "Filters", "Folder", "Job", "JobStatus", "Measurements", "NewTrack",
+    "EmbeddingFailure", "EmbeddingWrite", "Filters", "Folder", "Job", "JobStatus", "Measurements", "MergedShard",
+    "NewTrack",
     "Source", "Store", "Track", "TrackRecord", "WaveformWrite", "WindowSet",
 ]

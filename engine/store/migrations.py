@@ -358,3 +358,17 @@ WAVEFORMS_SQL = """
 """
 
 MIGRATIONS.append(("0009_waveforms", WAVEFORMS_SQL))
+
+
+MERGED_SHARDS_SQL = """
+    -- Shards of a cluster ingest (engine.cluster) merged into this library, by the SHA-256 of the
+    -- file, so merging a folder again skips them.
+    CREATE TABLE merged_shards (
+        digest VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,           -- the shard file's path when it was merged
+        tracks INTEGER NOT NULL,         -- new tracks it brought
+        merged_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+"""
+
+MIGRATIONS.append(("0010_merged_shards", MERGED_SHARDS_SQL))

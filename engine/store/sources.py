@@ -47,6 +47,26 @@ class Sources:
         )
         return rows[0][0] if rows else None
 
+    def unchanged(self, sources: list[Source]) -> set[str]:
+        """The paths among ``sources`` indexed as a track and unchanged since (``track_for`` in bulk:
+        one join, for listings of a million files)."""
+        if not sources:
+            return set()
+        import pyarrow as pa
+
+        listed = pa.table({"path": [s.path for s in sources], "file_size": [s.file_size for s in sources],
+                           "file_mtime": [s.file_mtime for s in sources]})
+        with self._db.transaction("look up source paths") as conn:
+            conn.register("listed_sources", listed)
+            try:
+                rows = conn.execute(
+                    "SELECT l.path FROM listed_sources l JOIN sources s ON s.path = l.path"
+                    " AND s.file_size = l.file_size AND s.file_mtime = l.file_mtime"
+                    " JOIN tracks t ON t.id = s.track_id").fetchall()
+            finally:
+                conn.unregister("listed_sources")
+        return {path for (path,) in rows}
+
     def of(self, track_ids: list[str]) -> dict[str, list[str]]:
         """Each track's source paths, sorted."""
         if not track_ids:
