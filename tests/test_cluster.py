@@ -223,7 +223,7 @@ def test_a_job_killed_with_sigkill_finishes_on_a_rerun(clap_settings, audio_dir,
     env = {**os.environ, "TRAUM_DATA_DIR": str(settings.data_dir), "TRAUM_CLAP_MODEL": settings.clap_model,
            "TRAUM_CLAP_DEVICE": "cpu", "RAY_USAGE_STATS_ENABLED": "0"}
     command = [sys.executable, "-m", "engine", "ingest", str(source), "--ray", "--cpus", "2", "--shard-files", "1",
-               "--batch-files", "1", "--json"]
+               "--batch-files", "1", "--batch-windows", "2", "--json"]
     job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     shards = settings.data_dir / "shards"

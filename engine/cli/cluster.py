@@ -23,6 +23,8 @@ def add_ray_options(ingest) -> None:
                             "finishes a stopped job)")
     group.add_argument("--actors", type=int, default=1, help="model actors (one GPU each where there are GPUs)")
     group.add_argument("--batch-files", type=int, default=8, help="files an actor embeds in one batch")
+    group.add_argument("--batch-windows", type=int, help="10 s windows per model forward in the actors (default "
+                       "TRAUM_CLAP_BATCH_WINDOWS; 64-256 on a GPU)")
     group.add_argument("--shard-files", type=int, default=256, help="files per shard")
     group.add_argument("--cpus", type=int, help="CPUs for a local Ray (default: all)")
 
@@ -40,7 +42,8 @@ def cmd_ingest_on_ray(args) -> int:
     from engine.cluster import ClusterOptions
 
     options = ClusterOptions(address=args.ray or None, actors=max(1, args.actors),
-                             batch_files=max(1, args.batch_files), shard_files=max(1, args.shard_files),
+                             batch_files=max(1, args.batch_files), batch_windows=args.batch_windows,
+                             shard_files=max(1, args.shard_files),
                              cpus=args.cpus)
 
     def on_shard(summary) -> None:

@@ -31,6 +31,7 @@ class ClusterOptions:
     address: str | None = None  # None: a local Ray on this machine; "auto" or "ray://host:10001": a cluster
     actors: int = 1  # model actors (one GPU each where the cluster has GPUs)
     batch_files: int = 8  # files an actor embeds in one call
+    batch_windows: int | None = None  # windows per model forward in the actors (default: TRAUM_CLAP_BATCH_WINDOWS)
     shard_files: int = 256  # files per shard
     cpus: int | None = None  # CPUs for a local Ray (default: all)
 
@@ -143,6 +144,8 @@ def _dataset(ray, listing: list[dict], settings: Settings, options: ClusterOptio
     # (the analysed part, resampled twice). A reservation the actors do not make also keeps Ray Data
     # from fusing the reads into the actors, which would read one file at a time per model.
     data = data.map(read_file, fn_kwargs={"settings": settings}, num_cpus=1, memory=READ_MEMORY_BYTES)
+    if options.batch_windows:  # a GPU takes far bigger forwards than the CPU default
+        settings = settings.model_copy(update={"clap_batch_windows": max(1, min(256, options.batch_windows))})
     return data.map_batches(
         Embedding, fn_constructor_kwargs={"settings": settings}, batch_size=max(1, options.batch_files),
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus >= 1 else 0,
