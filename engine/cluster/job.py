@@ -23,6 +23,7 @@ from engine.config import Settings
 from engine.errors import EngineError
 
 READ_MEMORY_BYTES = 512 * 2**20
+MAX_BLOCKS = 10_000
 INSTALL_HINT = "Install it with: pip install -r requirements-ray.txt (the same versions on every worker)."
 
 
@@ -138,8 +139,9 @@ def _dataset(ray, listing: list[dict], settings: Settings, options: ClusterOptio
     actor_cpus = 0 if gpus >= 1 else max(0.25, min(1.0, (cpus - 1) / actors)) if cpus > 1 else 0.5
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = True
-    # One file per block: a long file must not hold up its neighbours' reads.
-    data = ray.data.from_items(listing, override_num_blocks=len(listing))
+    # Up to one file per block, so a long file does not hold up its neighbours' reads; past
+    # MAX_BLOCKS a block holds several (a million blocks would cost the driver more than the reads).
+    data = ray.data.from_items(listing, override_num_blocks=min(len(listing), MAX_BLOCKS))
     # Reads (spread over the nodes by Ray Data's default) each reserve the memory a long decode needs
     # (the analysed part, resampled twice). A reservation the actors do not make also keeps Ray Data
     # from fusing the reads into the actors, which would read one file at a time per model.
