@@ -50,7 +50,7 @@ def read_file(row: dict, *, settings: Settings) -> dict:
         out["error"] = str(exc) if isinstance(exc, EngineError) else f"{row['name']}: {type(exc).__name__}: {exc}"
         return out
     out.update(
-        filename=path.name, format=decoded.container, codec=decoded.codec, sample_rate=decoded.sample_rate,
+        filename=Path(row["name"]).name, format=decoded.container, codec=decoded.codec, sample_rate=decoded.sample_rate,
         channels=decoded.channels, duration=decoded.duration_s, analysed_duration=decoded.analysed_s,
         truncated=decoded.truncated, tempo=measurements.tempo, spectral_centroid=measurements.spectral_centroid,
         zero_crossing_rate=measurements.zero_crossing_rate, rms_energy=measurements.rms_energy,
