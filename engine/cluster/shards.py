@@ -159,8 +159,9 @@ def read_shard(path: Path) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise EngineError(f"{path.name} cannot be read as a shard: {exc}", hint="Delete it and run the cluster ingest again with the same "
-                          "output folder: only that shard is redone.", title="Damaged shard") from exc
+        raise EngineError(f"{path.name} cannot be read as a shard: {exc}",
+                          hint="Delete it and run the cluster ingest again with the same output folder: only that "
+                               "shard is redone.", title="Damaged shard") from exc
     missing = [column for column in COLUMNS if column not in table.column_names]
     if missing:
         raise EngineError(f"{path.name} lacks the columns {', '.join(missing)}.",
