@@ -263,12 +263,14 @@ def test_without_ray_the_command_says_how_to_install_it(monkeypatch, settings, a
         assert library.stats()["tracks"] == 0
 
 
-def test_a_damaged_shard_is_named_and_loses_nothing_else(local_ray, clap_settings, audio_dir, tmp_path):
+def test_a_damaged_shard_is_named_and_skipped_and_loses_nothing_else(local_ray, clap_settings, audio_dir, tmp_path):
     folder = tmp_path / "shards"
     cluster_job.run([str(audio_dir / "sine440.wav")], folder=folder, settings=clap_settings("a"), options=OPTIONS)
     (folder / "shard-00001.parquet").write_bytes(b"not parquet")
+    (folder / "shard-00002.parquet").write_bytes((folder / "shard-00000.parquet").read_bytes())  # same bytes
     with Library(clap_settings("b")) as library:
-        with pytest.raises(EngineError) as error:
-            library.import_shards(folder)
-        assert "shard-00001.parquet" in str(error.value) and error.value.title == "Damaged shard"
-        assert library.stats()["tracks"] == 1  # the whole shard before it is in
+        merged = library.import_shards(folder)
+        [(name, why)] = merged.damaged
+        assert name == "shard-00001.parquet" and "cannot be read as a shard" in why and "Delete it" in why
+        # The others are in: the first, and its byte-identical copy known by its digest.
+        assert library.stats()["tracks"] == 1 and merged.to_dict()["merged_before"] == 1

@@ -58,11 +58,13 @@ def cmd_ingest_on_ray(args) -> int:
     else:
         for path, error in summary.failed:
             print(f"FAILED  {error}", file=sys.stderr)
+        for name, why in merged.damaged:
+            print(f"SKIPPED {name}: {why}", file=sys.stderr)
         print(f"{merged.added} added, {summary.skipped_known} already in the library, {len(summary.failed)} failed; "
               f"{summary.audio_s / 3600:.2f} h of audio in {summary.seconds:.0f} s ({summary.realtime:.1f}x real "
               f"time); {summary.shards_written} shards written, {summary.shards_done_before} kept from before, "
               f"in {summary.folder}.")
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return EXIT_FAILED if summary.failed or merged.damaged else EXIT_OK
 
 
 def cmd_import_shards(args) -> int:
@@ -74,6 +76,10 @@ def cmd_import_shards(args) -> int:
     with open_library(args, through_server=False, busy_hint=BUSY_HINT) as library:
         merged = library.import_shards(args.folder, on_shard=on_shard)
     document = merged.to_dict()
+    if not args.json:
+        for name, why in merged.damaged:
+            print(f"SKIPPED {name}: {why}", file=sys.stderr)
     emit(args, document, f"{document['added']} tracks added from {document['shards']} shards "
-                         f"({document['merged_before']} merged before, {document['failed']} files had failed).")
-    return EXIT_OK
+                         f"({document['merged_before']} merged before, {document['failed']} files had failed, "
+                         f"{len(merged.damaged)} shards damaged).")
+    return EXIT_FAILED if merged.damaged else EXIT_OK

@@ -18,6 +18,7 @@ from typing import Callable
 from engine.cluster.job import ClusterOptions, ClusterSummary, import_ray
 from engine.cluster.shards import read_shard, shard_files
 from engine.config import Settings
+from engine.errors import EngineError
 from engine.ingest import collect_files
 from engine.store import MergedShard, Source, Store
 
@@ -27,6 +28,7 @@ __all__ = ["ClusterOptions", "ClusterSummary", "MergeSummary", "import_ray", "in
 @dataclass
 class MergeSummary:
     shards: list[MergedShard] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (shard, why): skipped, the rest merged
 
     @property
     def added(self) -> int:
@@ -35,14 +37,21 @@ class MergeSummary:
     def to_dict(self) -> dict:
         return {"shards": len(self.shards), "merged_before": sum(s.skipped for s in self.shards),
                 "added": self.added, "known": sum(s.known for s in self.shards),
-                "failed": sum(s.failed for s in self.shards)}
+                "failed": sum(s.failed for s in self.shards),
+                "damaged": [{"shard": name, "error": why} for name, why in self.damaged]}
 
 
 def merge_folder(store: Store, folder: Path, *, on_shard: Callable[[MergedShard], None] | None = None) -> MergeSummary:
-    """Merge every shard in ``folder`` not merged before, each in its own transaction."""
+    """Merge every shard in ``folder`` not merged before, each in its own transaction; a shard that
+    cannot be read is reported and skipped."""
     summary = MergeSummary()
     for path in shard_files(folder):
-        merged = store.shards.merge(path, read_shard(path))
+        try:
+            table = read_shard(path)
+        except EngineError as exc:
+            summary.damaged.append((path.name, f"{exc} {exc.hint or ''}".strip()))
+            continue
+        merged = store.shards.merge(path, table)
         summary.shards.append(merged)
         if on_shard is not None:
             on_shard(merged)
@@ -69,7 +78,7 @@ def ingest_on_ray(store: Store, settings: Settings, paths, *, options: ClusterOp
     merged = merge_folder(store, folder)
     # This command's merge: what it took in from the stopped run, then its own shards.
     fresh = {shard.name for shard in resumed.shards if not shard.skipped}
-    return summary, MergeSummary(resumed.shards + [s for s in merged.shards if s.name not in fresh])
+    return summary, MergeSummary(resumed.shards + [s for s in merged.shards if s.name not in fresh], merged.damaged)
 
 
 def _source(file: Path) -> Source | None:
