@@ -27,6 +27,8 @@ def add_ray_options(ingest) -> None:
                        "TRAUM_CLAP_BATCH_WINDOWS; 64-256 on a GPU)")
     group.add_argument("--shard-files", type=int, default=256, help="files per shard")
     group.add_argument("--cpus", type=int, help="CPUs for a local Ray (default: all)")
+    group.add_argument("--actor-threads", type=int, help="torch threads per CPU model actor (default on a local "
+                       "Ray: its CPUs shared among the actors; on a cluster: Ray's one per reserved CPU)")
 
 
 def register(commands, common) -> None:
@@ -44,7 +46,7 @@ def cmd_ingest_on_ray(args) -> int:
     options = ClusterOptions(address=args.ray or None, actors=max(1, args.actors),
                              batch_files=max(1, args.batch_files), batch_windows=args.batch_windows,
                              shard_files=max(1, args.shard_files),
-                             cpus=args.cpus)
+                             cpus=args.cpus, actor_threads=args.actor_threads)
 
     def on_shard(summary) -> None:
         if not args.json:

@@ -35,6 +35,7 @@ class ClusterOptions:
     batch_windows: int | None = None  # windows per model forward in the actors (default: TRAUM_CLAP_BATCH_WINDOWS)
     shard_files: int = 256  # files per shard
     cpus: int | None = None  # CPUs for a local Ray (default: all)
+    actor_threads: int | None = None  # torch threads per CPU actor (default: a local Ray's CPUs / actors)
 
 
 @dataclass
@@ -148,8 +149,11 @@ def _dataset(ray, listing: list[dict], settings: Settings, options: ClusterOptio
     data = data.map(read_file, fn_kwargs={"settings": settings}, num_cpus=1, memory=READ_MEMORY_BYTES)
     if options.batch_windows:  # a GPU takes far bigger forwards than the CPU default
         settings = settings.model_copy(update={"clap_batch_windows": max(1, min(256, options.batch_windows))})
+    # A CPU actor reserves part of a CPU so reads can run (above), but the model is the slow stage:
+    # on a local Ray the actors share every core (torch threads), on a cluster --actor-threads says.
+    threads = options.actor_threads or (max(1, int(cpus) // actors) if not options.address and not gpus else None)
     return data.map_batches(
-        Embedding, fn_constructor_kwargs={"settings": settings}, batch_size=max(1, options.batch_files),
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus >= 1 else 0,
-        num_cpus=actor_cpus,
+        Embedding, fn_constructor_kwargs={"settings": settings, "threads": threads},
+        batch_size=max(1, options.batch_files), batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+        num_gpus=1 if gpus >= 1 else 0, num_cpus=actor_cpus,
     )

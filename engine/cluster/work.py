@@ -75,9 +75,13 @@ class Embedding:
     it for the next batch, so the model loads once per actor.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, threads: int | None = None):
         from engine.clap import get_embedder
 
+        if threads:  # Ray gives an actor one thread a CPU it reserved; a CPU actor may use more
+            import torch
+
+            torch.set_num_threads(threads)
         self._embedder = get_embedder(settings)
 
     def __call__(self, batch: dict) -> dict:
