@@ -8,12 +8,18 @@ For each library size (default 10k, 100k, 1M tracks) this
    10 s of a track, at most --max-windows, default 6; random unit float32
    vectors near a per-track direction, durations 0.2-300 s log-uniform,
    tempo 60-180 BPM or NULL for 30 %, formats wav/mp3/flac/m4a);
-2. reopens it and times the first ``VectorIndex.sync()`` (load from DuckDB),
-   then splits that load into its SQL/arrow part and its numpy/python part;
+2. reopens it without a vector cache (``traum.duckdb.vectors/``, removed
+   first) and times the first ``VectorIndex.sync()``: a load from DuckDB that
+   writes the cache, as a library's first start does; at the end of the phase
+   it times the old load path (one arrow table, ``_Vectors.append``) in parts;
 3. times ``VectorIndex.top`` (exact top-20) for random unit queries, with no
    filter and with a duration + tempo filter;
 4. times DuckDB's own exact scan on the same file (``array_cosine_similarity``
    and ``array_inner_product``) and checks it returns the same top-20;
+4b. in a fresh process ("warm" phase, with core) times the load from the
+   cache (every later start), its memory, the first and later top-20 queries,
+   and a load after 1,000 rows were rewritten behind the cache's back (read
+   by key and appended to the cache);
 5. times text queries end to end through ``Library.search_text(...)`` with a
    full-size randomly initialised CLAP (architecture of
    laion/larger_clap_music_and_speech, built by bench/bench_clap.py's
@@ -30,7 +36,7 @@ Usage:
 
     .venv/bin/python bench/bench_search.py [--sizes 10000,100000,1000000] [--out results.json]
         [--e2e-sizes 10000,100000 | --no-e2e] [--model-dir DIR] [--queries 200] [--e2e-queries 50]
-        [--work-dir DIR --keep] [--phases build,core,e2e]
+        [--work-dir DIR --keep] [--phases build,core,warm,e2e]
         [--duckdb-memory-limit 3GB] [--release-arrow-memory]
 
 Without --model-dir a full-size random CLAP (about 780 MB) is built first in the
@@ -38,11 +44,13 @@ work directory; with --work-dir DIR --keep it stays in DIR/clap and the librarie
 in DIR/lib_<n>, so a later run can pass --model-dir DIR/clap and
 --phases core,e2e to skip the build (a 1M build takes about 5 minutes).
 
-Memory: at 1M tracks the index/scan phase peaks at about 11-12 GB with the
-production code (DuckDB keeps about 3 GB of table blocks cached, pyarrow's
-allocator keeps freed memory) and the end-to-end phase goes past 13 GB;
---duckdb-memory-limit 3GB --release-arrow-memory (both non-production, recorded
-in the JSON) kept the 1M end-to-end phase at about 9 GB.
+Memory: rss_after_index_mb / hwm_after_index_mb are the process right after the
+first load and its peak during it (before any query); rss_after_queries_mb adds
+the float16 matrix pages the first scan maps in. The later parts of the core
+phase (the float32 copy for numpy and DuckDB's FLOAT[d] table, the old load
+path) need several GB more: hwm_end_mb is theirs, not the index's.
+--duckdb-memory-limit and --release-arrow-memory are non-production options
+kept from before the vector cache (recorded in the JSON).
 
 Timings: p50 / p95 in milliseconds unless marked. The machine's load average
 is recorded per phase; on a shared machine other processes inflate p95.
@@ -154,6 +162,7 @@ def apply_memory_options(store, duckdb_memory_limit: str | None) -> None:
     if duckdb_memory_limit:
         with store.db.lock:
             store.db._conn.execute(f"SET memory_limit = '{duckdb_memory_limit}'")
+            store.db.memory_limit = duckdb_memory_limit  # what Database.memory_capped restores
 
 
 def release_arrow_memory(enabled: bool) -> None:
@@ -292,6 +301,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     from engine.vectors import PIPELINE_VERSION
 
     out: dict = {"rss_before_open_mb": proc_status("VmRSS"), "loadavg_start": round(os.getloadavg()[0], 2)}
+    shutil.rmtree(data_dir / "traum.duckdb.vectors", ignore_errors=True)  # a first start: no cache yet
     t0 = time.perf_counter()
     store = Store(data_dir)
     out["store_reopen_s"] = round(time.perf_counter() - t0, 3)
@@ -305,7 +315,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     release_arrow_memory(release_arrow)
     out["rss_after_index_mb"] = proc_status("VmRSS")
     out["hwm_after_index_mb"] = proc_status("VmHWM")
-    out["index_matrix_mb"] = round(vectors.matrix.nbytes / 2**20, 0)
+    out.update(index_sizes(vectors, data_dir))
 
     rng = np.random.default_rng(seed + 1)
     qs = unit_rows(rng, queries, dim)
@@ -322,9 +332,12 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
             index.top(q, filters=f, limit=TOP_K, min_score=None)
             lat.append((time.perf_counter() - t) * 1000)
         out[label] = pct(lat)
+    out["rss_after_queries_mb"] = proc_status("VmRSS")
+    out["hwm_after_queries_mb"] = proc_status("VmHWM")
     # numpy's float32 matrix-vector product over the same rows, for scale (top() scores a float16 copy in
     # torch, rescores its candidates in float32 and sorts them by score and id).
-    m = vectors.matrix[: len(vectors)]
+    live = np.flatnonzero(vectors.alive[: len(vectors)])
+    m = vectors.exact_rows(live)  # a float32 copy (2 GB at 1M), read from the cache file
     lat = []
     for q in qs[:50]:
         t = time.perf_counter()
@@ -336,7 +349,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     # DuckDB's vector functions cannot read, so they get the same rows as a FLOAT[d] table of their own.
     conn = store.db._conn
     out["duckdb_threads"] = conn.execute("SELECT current_setting('threads')").fetchone()[0]
-    native = pa.table({"track_id": vectors.ids[: len(vectors)], "model_id": pa.array([model_id] * len(vectors)),
+    native = pa.table({"track_id": vectors.ids_of(live), "model_id": pa.array([model_id] * len(live)),
                        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(m.reshape(-1)), dim)})
     with store.db.lock:
         conn.register("bench_native", native)
@@ -370,7 +383,8 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     with store.db.lock:
         conn.execute("DROP TABLE bench_vectors")
 
-    # Where the index load goes: the SQL/arrow read versus building the numpy arrays.
+    # The load path before the vector cache (and still the one without a writable cache): one arrow
+    # table of every vector, then numpy arrays in memory, timed in its two parts.
     del vectors, m, index
     gc.collect()
     t0 = time.perf_counter()
@@ -381,6 +395,74 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     out["load_part_vectors_append_s"] = round(time.perf_counter() - t0, 2)
     del table
     gc.collect()
+    out["hwm_end_mb"] = proc_status("VmHWM")
+    out["loadavg_end"] = round(os.getloadavg()[0], 2)
+    store.close()
+    return out
+
+
+def index_sizes(vectors, data_dir: Path) -> dict:
+    """What the index holds in memory, and the cache files beside the database."""
+    base = vectors._base
+    coarse = 0 if base is None else base.coarse.nbytes
+    tail = vectors._exact.nbytes + vectors._coarse.nbytes
+    cache_dir = data_dir / "traum.duckdb.vectors"
+    files = sum(p.stat().st_size for p in cache_dir.iterdir()) if cache_dir.is_dir() else 0
+    return {"index_matrix_mb": round((coarse + tail) / 2**20, 0),  # float16 mapped + rows held in memory
+            "index_rows_in_memory": len(vectors) - (0 if base is None else base.rows),
+            "cache_files_mb": round(files / 2**20, 0)}
+
+
+def bench_warm(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int, seed: int,
+               duckdb_memory_limit: str | None = None) -> dict:
+    """A later start: the index loads from the vector cache the core phase wrote."""
+    import torch  # noqa: F401 (a search process has it: the scan runs in torch; not part of the timings)
+
+    from engine.search import Filters, VectorIndex
+    from engine.store import Store
+
+    out: dict = {"loadavg_start": round(os.getloadavg()[0], 2)}
+    store = Store(data_dir)
+    apply_memory_options(store, duckdb_memory_limit)
+    out["rss_before_cached_index_mb"] = proc_status("VmRSS")  # with torch imported
+    index = VectorIndex(store, model_id, dim)
+    t0 = time.perf_counter()
+    vectors = index.sync()
+    out["cached_index_load_s"] = round(time.perf_counter() - t0, 2)
+    assert len(vectors) >= n and vectors._base is not None and vectors._base.rows >= n
+    out["rss_after_cached_index_mb"] = proc_status("VmRSS")
+    out["hwm_after_cached_index_mb"] = proc_status("VmHWM")
+    out["cached_" + "index_rows_in_memory"] = index_sizes(vectors, data_dir)["index_rows_in_memory"]
+
+    rng = np.random.default_rng(seed + 1)
+    qs = unit_rows(rng, queries, dim)
+    t = time.perf_counter()
+    index.top(qs[0], filters=Filters(), limit=TOP_K, min_score=None)
+    out["cached_first_top20_ms"] = round((time.perf_counter() - t) * 1000, 1)  # maps the float16 pages in
+    for label, f in (("cached_index_top20_ms", Filters()), ("cached_index_top20_filtered_ms", Filters(**FILTER))):
+        lat = []
+        for q in qs:
+            t = time.perf_counter()
+            index.top(q, filters=f, limit=TOP_K, min_score=None)
+            lat.append((time.perf_counter() - t) * 1000)
+        out[label] = pct(lat)
+    out["rss_after_cached_queries_mb"] = proc_status("VmRSS")
+    out["hwm_after_cached_queries_mb"] = proc_status("VmHWM")
+
+    # 1,000 rows rewritten behind the cache's back (new stamps, as an import or another session's
+    # re-embed leaves them): the next load reads them by key and appends them to the cache.
+    del vectors, index
+    gc.collect()
+    with store.db.lock:
+        picked = [r[0] for r in store.db._conn.execute(
+            "SELECT track_id FROM track_embeddings WHERE model_id = ? USING SAMPLE 1000 ROWS", [model_id]).fetchall()]
+        store.db._conn.execute("UPDATE track_embeddings SET created_at = now() WHERE model_id = ?"
+                               " AND track_id IN (SELECT unnest(?::VARCHAR[]))", [model_id, picked])
+    index = VectorIndex(store, model_id, dim)
+    t0 = time.perf_counter()
+    vectors = index.sync()
+    out["cached_index_load_after_1000_changes_s"] = round(time.perf_counter() - t0, 2)
+    out["cached_" + "index_rows_in_memory_after_changes"] = index_sizes(vectors, data_dir)["index_rows_in_memory"]
     out["hwm_end_mb"] = proc_status("VmHWM")
     out["loadavg_end"] = round(os.getloadavg()[0], 2)
     store.close()
@@ -574,10 +656,22 @@ def print_table(report: dict) -> None:
         ("  of which generating data, s", ("build", "build_generate_s")),
         ("  of which INSERT ... SELECT, s", ("build", "build_insert_s")),
         ("DuckDB file, MB", ("build", "db_file_mb")),
-        ("**VectorIndex first sync()** (load), s", ("core", "index_load_s")),
-        ("  load part: Store.embedding_table (SQL + arrow), s", ("core", "load_part_embedding_table_s")),
-        ("  load part: _Vectors.append (numpy + python), s", ("core", "load_part_vectors_append_s")),
+        ("**VectorIndex first sync()** (load from DuckDB, writes the cache), s", ("core", "index_load_s")),
         ("RSS after index load (VmRSS), MB", ("core", "rss_after_index_mb")),
+        ("  peak RSS during the load (VmHWM), MB", ("core", "hwm_after_index_mb")),
+        ("  RSS after the queries (float16 pages mapped), MB", ("core", "rss_after_queries_mb")),
+        ("  index in memory (float16 mapped + rows in memory), MB", ("core", "index_matrix_mb")),
+        ("  vector cache files, MB", ("core", "cache_files_mb")),
+        ("**VectorIndex sync() from the vector cache** (later starts), s", ("warm", "cached_index_load_s")),
+        ("  RSS after it (VmRSS), MB", ("warm", "rss_after_cached_index_mb")),
+        ("  peak RSS during it (VmHWM), MB", ("warm", "hwm_after_cached_index_mb")),
+        ("  first top-20 after it, ms", ("warm", "cached_first_top20_ms")),
+        ("  exact top-20 after it, ms p50 / p95", ("warm", "cached_index_top20_ms")),
+        ("  RSS after its queries, MB", ("warm", "rss_after_cached_queries_mb")),
+        ("  peak RSS after its queries, MB", ("warm", "hwm_after_cached_queries_mb")),
+        ("  load after 1,000 rows rewritten behind the cache, s", ("warm", "cached_index_load_after_1000_changes_s")),
+        ("old load path: Store.embedding_table (SQL + arrow), s", ("core", "load_part_embedding_table_s")),
+        ("old load path: _Vectors.append (numpy + python), s", ("core", "load_part_vectors_append_s")),
         ("peak RSS of index/scan phase (VmHWM), MB", ("core", "hwm_end_mb")),
         ("exact top-20 via VectorIndex.top, ms p50 / p95", ("core", "index_top20_ms")),
         ("same with a duration+tempo filter, ms p50 / p95", ("core", "index_top20_filtered_ms")),
@@ -648,6 +742,10 @@ def main() -> None:
             result = bench_core(data_dir, n, dim, model_id, queries=args.queries,
                                 duckdb_queries=args.duckdb_queries or default_duckdb_queries(n), seed=args.seed,
                                 duckdb_memory_limit=args.duckdb_memory_limit, release_arrow=args.release_arrow_memory)
+        elif phase == "warm":
+            data_dir, n, dim, model_id = Path(rest[0]), int(rest[1]), int(rest[2]), rest[3]
+            result = bench_warm(data_dir, n, dim, model_id, queries=args.queries, seed=args.seed,
+                                duckdb_memory_limit=args.duckdb_memory_limit)
         elif phase == "e2e":
             result = bench_e2e(Path(rest[0]), int(rest[1]), rest[2], queries=args.e2e_queries,
                                ingests=args.ingests, threads=args.threads, seed=args.seed,
@@ -702,6 +800,9 @@ def main() -> None:
                 if args.duckdb_queries:
                     core_args += ["--duckdb-queries", str(args.duckdb_queries)]
                 res["core"] = run_child(core_args)
+            if "core" in phases or "warm" in phases:
+                print(f"[{n:,}] index from the vector cache ...", file=sys.stderr, flush=True)
+                res["warm"] = run_child(["--_phase", "warm", str(data_dir), str(n), str(dim), model_id, *common])
             if n in e2e_sizes and "e2e" in phases:
                 print(f"[{n:,}] end to end ...", file=sys.stderr, flush=True)
                 res["e2e"] = run_child(["--_phase", "e2e", str(data_dir), str(n), model_dir, *common,

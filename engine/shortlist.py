@@ -1,0 +1,103 @@
+"""The first pass for large libraries: candidate rows from the approximate index (engine.ann).
+
+Past ``MIN_ROWS`` rows kept by a query's filters, ``VectorIndex.top`` asks the
+shortlist for candidates instead of scoring every row, then rescores them
+exactly in float32, so every score it returns is exact and only the candidate
+set is approximate (recall@10 0.99 to 1.0 on clustered data at 1M rows:
+docs/BENCHMARKS.md).
+
+The approximate index is built in a background thread from the index's
+float16 rows, and until it is ready (or after a reload, which makes new rows)
+searches take the exact scan. It covers the rows that existed when its build
+began; rows added since (the "tail") are scored exactly on every query, and
+past ``REBUILD_SHARE`` of the indexed rows a new build starts. Rows are never
+removed from it: a query passes the rows it may return (live, and passing the
+filters) as a mask, so a deleted or replaced track never comes back. It is
+rebuilt from the vectors, never the only copy of anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+
+import numpy as np
+
+from engine.ann import ANN_MIN_ROWS, CANDIDATES_PER_RESULT, MIN_CANDIDATES
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = ANN_MIN_ROWS  # rows a query keeps before the approximate pass pays (engine.ann)
+# Rows added since the build, as a share of the rows it holds, before a new build starts: the tail
+# is scored exactly on every query (10 % of 1M rows is about 20 ms).
+REBUILD_SHARE = 0.1
+
+
+class Shortlist:
+    """An approximate index over one ``engine.search._Vectors``' rows, kept current in the background."""
+
+    def __init__(self, *, seed: int = 0):
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._index = None  # engine.ann.ApproximateIndex over rows [0, self._rows)
+        self._rows = 0
+        self._owner = None  # weakref to the _Vectors it was built from
+        self._thread: threading.Thread | None = None
+        self.failed: str | None = None  # why the last build failed (then searches stay exact)
+        self._failed_owner = None  # a build that failed is not retried for the same rows
+
+    def candidates(self, vectors, query: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray | None:
+        """Rows that may be in the top ``limit`` of ``keep`` for a unit ``query``, or None when the
+        caller should scan exactly (few rows kept, no index ready yet, or too few candidates found).
+        Callers hold the vectors' lock."""
+        if int(np.count_nonzero(keep)) < MIN_ROWS or self._failed_owner is not None and self._failed_owner() is vectors:
+            return None
+        with self._lock:
+            index, rows = (self._index, self._rows) if self._owner and self._owner() is vectors else (None, 0)
+        if index is None or len(vectors) - rows > REBUILD_SHARE * rows:
+            self._start_build(vectors)
+        if index is None:
+            return None
+        wanted = max(CANDIDATES_PER_RESULT * limit, MIN_CANDIDATES)
+        found = index.search(query, wanted, allowed=keep[:rows])
+        if found.size < min(limit, int(np.count_nonzero(keep[:rows]))):
+            return None  # the scanned cells held too few allowed rows (a narrow filter): exact scan
+        tail = np.flatnonzero(keep[rows:]) + rows
+        if tail.size > limit:  # rows added since the build: their exact best
+            scores = vectors.exact_rows(tail) @ query
+            tail = tail[np.argpartition(-scores, limit - 1)[:limit]]
+        return np.concatenate([found, tail])
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until a build running now ends (tests, benchmarks)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _start_build(self, vectors) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            rows = len(vectors)
+            # What the build reads, taken under the caller's lock: the base rows are a read-only
+            # memory map; the in-memory rows are copied, as the arrays may grow meanwhile.
+            matrix = vectors.coarse_matrix(rows)
+            live = np.flatnonzero(vectors.alive[:rows])
+            owner = weakref.ref(vectors)
+            self._thread = threading.Thread(target=self._build, args=(owner, matrix, live, rows),
+                                            name="shortlist-build", daemon=True)
+            self._thread.start()
+
+    def _build(self, owner, matrix: np.ndarray, live: np.ndarray, rows: int) -> None:
+        from engine.ann import ApproximateIndex
+
+        try:
+            index = ApproximateIndex.build(matrix, rows=live, seed=self._seed)
+        except Exception as exc:  # noqa: BLE001 - searches stay exact (faiss missing, memory): the reason is kept
+            log.exception("building the approximate index failed; searches stay exact")
+            with self._lock:
+                self.failed, self._failed_owner = f"{type(exc).__name__}: {exc}", owner
+            return
+        with self._lock:
+            self._index, self._rows, self._owner, self.failed = index, rows, owner, None
