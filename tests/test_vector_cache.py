@@ -396,3 +396,36 @@ def test_vectors_without_a_cache_behave_as_before():
     assert np.array_equal(vectors.matrix[vectors.row_of["b"]], block[3])
     assert list(vectors.mask(Filters(formats=("wav",)))) == [True, False, False, True]
     assert list(vectors.mask(Filters(min_tempo=95))) == [False, False, False, True]
+
+
+def test_loads_leave_duckdbs_memory_limit_where_it_was(tmp_path):
+    store, _ = library(tmp_path, n=3)
+
+    def limit():
+        return store.db.rows("read the memory limit", "SELECT current_setting('memory_limit')")[0][0]
+
+    load(store)  # rebuilds
+    first = limit()
+    for _ in range(3):
+        load(store)
+    assert limit() == first  # restored to the same value each time, not drifting by rounding
+    assert first not in ("61.0 MiB", "953.6 MiB")  # not left at the eviction limit or the cap
+
+
+def test_scores_do_not_depend_on_the_order_rows_were_loaded_in(tmp_path):
+    """A process that loaded from the cache and one that replayed the same writes hold rows in
+    different orders; their results must agree to the last bit (BLAS rounds a row by its place)."""
+    store, truth = library(tmp_path, n=37)
+    load(store)
+    cached = load(store)
+    replayed = _Vectors(DIM)
+    ids = sorted(truth, reverse=True)
+    replayed.append_rows(ids, np.stack([truth[t] for t in ids]), windows=np.ones(len(ids)),
+                         duration=[1.0 + sorted(truth).index(t) for t in ids], tempo=np.full(len(ids), np.nan),
+                         formats=[("wav", "mp3", "flac")[sorted(truth).index(t) % 3] for t in ids])
+    other = VectorIndex(store=None, model_id=MODEL, dim=DIM)
+    other._sync = lambda: replayed
+    for query in unit(np.random.default_rng(11), 40):
+        for limit in (3, 20, 37):
+            assert cached.top(query, filters=Filters(), limit=limit, min_score=None) == \
+                other.top(query, filters=Filters(), limit=limit, min_score=None)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import uuid
 import warnings
@@ -585,11 +586,10 @@ class VectorCache:
 
 
 def _float16(block: np.ndarray) -> np.ndarray:
-    """float32 rows rounded to float16 (round to nearest even, as numpy does; torch's
-    conversion is vectorised, twice as fast on 1M rows)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - the engine always has torch
+    """float32 rows rounded to float16 (to nearest even, as numpy does). With torch already
+    imported (a search process has it), through torch: vectorised, 1.5 s against 3 s at 1M rows."""
+    torch = sys.modules.get("torch")
+    if torch is None:
         return block.astype(np.float16)
     with warnings.catch_warnings():  # a read-only view of arrow's buffer: torch only reads it
         warnings.simplefilter("ignore", UserWarning)
