@@ -13,7 +13,9 @@ For each library size (default 10k, 100k, 1M tracks) this
    writes the cache, as a library's first start does; at the end of the phase
    it times the old load path (one arrow table, ``_Vectors.append``) in parts;
 3. times ``VectorIndex.top`` (exact top-20) for random unit queries, with no
-   filter and with a duration + tempo filter;
+   filter and with a duration + tempo filter, with the approximate shortlist
+   (engine.shortlist) off; then lets the shortlist build (in its background
+   thread) and times the same queries through it (keys ``*_shortlist_*``);
 4. times DuckDB's own exact scan on the same file (``array_cosine_similarity``
    and ``array_inner_product``) and checks it returns the same top-20;
 4b. in a fresh process ("warm" phase, with core) times the load from the
@@ -295,11 +297,14 @@ def build_library(data_dir: Path, n: int, dim: int, model_id: str, *, chunk: int
 def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int, duckdb_queries: int,
                seed: int, duckdb_memory_limit: str | None = None, release_arrow: bool = False) -> dict:
     import pyarrow as pa
+    import torch  # noqa: F401 (a search process has it: the scan runs in torch; not part of the timings)
 
     from engine.search import Filters, VectorIndex, _Vectors
     from engine.store import Store
     from engine.vectors import PIPELINE_VERSION
 
+    # rss_before_open_mb includes torch (about 190 MB); before the vector cache it was imported at the
+    # first query, after the memory figures.
     out: dict = {"rss_before_open_mb": proc_status("VmRSS"), "loadavg_start": round(os.getloadavg()[0], 2)}
     shutil.rmtree(data_dir / "traum.duckdb.vectors", ignore_errors=True)  # a first start: no cache yet
     t0 = time.perf_counter()
@@ -308,6 +313,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     apply_memory_options(store, duckdb_memory_limit)
 
     index = VectorIndex(store, model_id, dim)
+    shortlist_candidates = exact_only(index)  # index_top20_ms stays the exact scan, as before the shortlist
     t0 = time.perf_counter()
     vectors = index.sync()
     out["index_load_s"] = round(time.perf_counter() - t0, 2)
@@ -334,6 +340,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
         out[label] = pct(lat)
     out["rss_after_queries_mb"] = proc_status("VmRSS")
     out["hwm_after_queries_mb"] = proc_status("VmHWM")
+    out.update(bench_shortlist(index, shortlist_candidates, qs, none, filt))
     # numpy's float32 matrix-vector product over the same rows, for scale (top() scores a float16 copy in
     # torch, rescores its candidates in float32 and sorts them by score and id).
     live = np.flatnonzero(vectors.alive[: len(vectors)])
@@ -401,6 +408,47 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     return out
 
 
+def exact_only(index):
+    """Make ``index`` scan exactly (no approximate shortlist, engine.shortlist, and no background
+    build of one); returns the shortlist's own ``candidates`` to restore it."""
+    shortlist = getattr(index, "shortlist", None)
+    if shortlist is None:
+        return None
+    own = shortlist.candidates
+    shortlist.candidates = lambda *args, **kwargs: None
+    return own
+
+
+def bench_shortlist(index, candidates, qs: np.ndarray, none, filt) -> dict:
+    """The approximate shortlist (engine.shortlist), once its background build is done: its build,
+    memory, top-20 latency and how many of the exact top-20 it returns."""
+    if candidates is None:
+        return {}
+    exact = {i: [t for t, _ in index.top(q, filters=none, limit=TOP_K, min_score=None)]
+             for i, q in enumerate(qs[:50])}
+    index.shortlist.candidates = candidates
+    out: dict = {}
+    t0 = time.perf_counter()
+    index.top(qs[0], filters=none, limit=TOP_K, min_score=None)  # starts the build in a thread
+    index.shortlist.wait()
+    out["shortlist_build_s"] = round(time.perf_counter() - t0, 1)
+    out["shortlist_failed"] = index.shortlist.failed
+    out["rss_after_shortlist_mb"] = proc_status("VmRSS")
+    out["hwm_after_shortlist_mb"] = proc_status("VmHWM")
+    for label, f in (("index_top20_shortlist_ms", none), ("index_top20_shortlist_filtered_ms", filt)):
+        lat = []
+        for q in qs:
+            t = time.perf_counter()
+            index.top(q, filters=f, limit=TOP_K, min_score=None)
+            lat.append((time.perf_counter() - t) * 1000)
+        out[label] = pct(lat)
+    found = [len(set(exact[i]) & {t for t, _ in index.top(q, filters=none, limit=TOP_K, min_score=None)})
+             for i, q in enumerate(qs[:50])]
+    out["shortlist_top20_recall"] = round(sum(found) / (TOP_K * len(found)), 4)
+    index.shortlist.candidates = lambda *args, **kwargs: None  # the rest of the phase: exact
+    return out
+
+
 def index_sizes(vectors, data_dir: Path) -> dict:
     """What the index holds in memory, and the cache files beside the database."""
     base = vectors._base
@@ -426,6 +474,7 @@ def bench_warm(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     apply_memory_options(store, duckdb_memory_limit)
     out["rss_before_cached_index_mb"] = proc_status("VmRSS")  # with torch imported
     index = VectorIndex(store, model_id, dim)
+    exact_only(index)
     t0 = time.perf_counter()
     vectors = index.sync()
     out["cached_index_load_s"] = round(time.perf_counter() - t0, 2)
@@ -676,6 +725,12 @@ def print_table(report: dict) -> None:
         ("exact top-20 via VectorIndex.top, ms p50 / p95", ("core", "index_top20_ms")),
         ("same with a duration+tempo filter, ms p50 / p95", ("core", "index_top20_filtered_ms")),
         ("  filter keeps, %", ("core", "filter_keeps_pct")),
+        ("approximate shortlist: build in the background, s", ("core", "shortlist_build_s")),
+        ("  RSS after it, MB", ("core", "rss_after_shortlist_mb")),
+        ("  peak RSS after it, MB", ("core", "hwm_after_shortlist_mb")),
+        ("  top-20 with it (exact scores), ms p50 / p95", ("core", "index_top20_shortlist_ms")),
+        ("  same with the filter, ms p50 / p95", ("core", "index_top20_shortlist_filtered_ms")),
+        ("  share of the exact top-20 it returns", ("core", "shortlist_top20_recall")),
         ("  numpy float32 matrix @ query alone, ms p50 / p95", ("core", "numpy_matvec_only_ms")),
         ("DuckDB array_cosine_similarity top-20 (FLOAT[d] table, file db), ms p50 / p95", ("core", "duckdb_cosine_ms")),
         ("DuckDB array_inner_product top-20 (FLOAT[d] table, file db), ms p50 / p95", ("core", "duckdb_inner_product_ms")),
