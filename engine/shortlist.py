@@ -14,6 +14,13 @@ past ``REBUILD_SHARE`` of the indexed rows a new build starts. Rows are never
 removed from it: a query passes the rows it may return (live, and passing the
 filters) as a mask, so a deleted or replaced track never comes back. It is
 rebuilt from the vectors, never the only copy of anything.
+
+Each build is checked before it is used: ``engine.ann.calibrate`` measures its
+recall on probe queries against the exact scan and widens the cells scanned
+until it reaches ``RECALL_TARGET``. Vectors without the structure real
+libraries have (uniform ones: a few per cent of the exact top-20 found at 1M)
+never reach it; the index is then dropped and searches stay exact, with the
+reason in ``failed``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import weakref
 
 import numpy as np
 
-from engine.ann import ANN_MIN_ROWS, CANDIDATES_PER_RESULT, MIN_CANDIDATES
+from engine.ann import ANN_MIN_ROWS, CANDIDATES_PER_RESULT, MIN_CANDIDATES, RECALL_TARGET
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,8 @@ class Shortlist:
         self._rows = 0
         self._owner = None  # weakref to the _Vectors it was built from
         self._thread: threading.Thread | None = None
-        self.failed: str | None = None  # why the last build failed (then searches stay exact)
+        self.failed: str | None = None  # why the last build failed or was refused (searches stay exact)
+        self.recall: float | None = None  # the last build's measured recall@10 (engine.ann.calibrate)
         self._failed_owner = None  # a build that failed is not retried for the same rows
 
     def candidates(self, vectors, query: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray | None:
@@ -90,14 +98,23 @@ class Shortlist:
             self._thread.start()
 
     def _build(self, owner, matrix: np.ndarray, live: np.ndarray, rows: int) -> None:
-        from engine.ann import ApproximateIndex
+        from engine.ann import ApproximateIndex, calibrate
 
         try:
             index = ApproximateIndex.build(matrix, rows=live, seed=self._seed)
+            recall = calibrate(index, matrix, live, seed=self._seed)
         except Exception as exc:  # noqa: BLE001 - searches stay exact (faiss missing, memory): the reason is kept
             log.exception("building the approximate index failed; searches stay exact")
             with self._lock:
                 self.failed, self._failed_owner = f"{type(exc).__name__}: {exc}", owner
             return
+        if recall < RECALL_TARGET:
+            log.info("approximate index found %.0f%% of the exact top 10 (needs %.0f%%); searches stay exact",
+                     100 * recall, 100 * RECALL_TARGET)
+            with self._lock:
+                self.recall, self._failed_owner = recall, owner
+                self.failed = (f"recall@10 {recall:.2f} on probe queries, under {RECALL_TARGET}: these vectors "
+                               "have too little structure for the approximate index")
+            return
         with self._lock:
-            self._index, self._rows, self._owner, self.failed = index, rows, owner, None
+            self._index, self._rows, self._owner, self.failed, self.recall = index, rows, owner, None, recall

@@ -18,7 +18,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from engine.ann import ANN_MIN_ROWS, ApproximateIndex, lists_for, nprobe_for  # noqa: E402
+from engine.ann import ANN_MIN_ROWS, RECALL_TARGET, ApproximateIndex, calibrate, lists_for, nprobe_for  # noqa: E402
 
 ROWS, DIM, CLUSTERS = 30_000, 96, 200
 QUERIES = 300
@@ -113,6 +113,29 @@ def test_the_recall_bound_can_fail(index, matrix, queries):
     """Scanning a single cell misses neighbours in the cluster's other cells: the
     recall test above measures something."""
     assert mean_recall(index, matrix, queries["far"], nprobe=1) < RECALL_BOUND
+
+
+def test_calibration_keeps_a_good_index_as_built_and_measures_it(index, matrix, tmp_path, queries):
+    own = copy_of(index, tmp_path)
+    recall = calibrate(own, matrix, np.arange(ROWS))
+    assert recall >= RECALL_TARGET and own.nprobe == index.nprobe
+    assert abs(recall - mean_recall(index, matrix, queries["far"])) < 0.05  # it measures what the bench does
+
+
+def test_calibration_widens_the_cells_scanned_until_recall_is_reached(index, matrix, tmp_path):
+    own = copy_of(index, tmp_path)
+    own.nprobe = 1  # too narrow: misses neighbours (test_the_recall_bound_can_fail)
+    recall = calibrate(own, matrix, np.arange(ROWS))
+    assert recall >= RECALL_TARGET and 1 < own.nprobe <= own.lists // 8
+
+
+def test_calibration_reports_vectors_without_structure():
+    """Uniform vectors: every row about as near as any other, the cells say nothing; the index
+    must report a recall the caller will refuse, even after widening."""
+    uniform = unit(np.random.default_rng(5).standard_normal((20_000, 256)))
+    built = ApproximateIndex.build(uniform, seed=0)
+    assert calibrate(built, uniform, np.arange(len(uniform))) < RECALL_TARGET
+    assert built.nprobe == built.lists // 8
 
 
 def test_candidates_are_distinct_present_rows_best_first(index, matrix, queries):

@@ -46,6 +46,7 @@ def test_past_the_threshold_candidates_come_from_the_approximate_index(index):
     assert [i for i, _ in first] == exact_top(matrix, queries[0], np.ones(ROWS, bool), 10)[0]
     built.shortlist.wait(120)
     assert built.shortlist._index is not None and built.shortlist.failed is None
+    assert built.shortlist.recall >= 0.95
     found = total = 0
     for query in queries:
         got = built.top(query, filters=Filters(), limit=10, min_score=None)
@@ -86,3 +87,26 @@ def test_below_the_threshold_nothing_is_built(index, monkeypatch):
     got = built.top(queries[0], filters=Filters(), limit=10, min_score=None)
     assert [i for i, _ in got] == exact_top(matrix, queries[0], np.ones(ROWS, bool), 10)[0]
     assert built.shortlist._thread is None
+
+
+def test_vectors_without_structure_keep_the_exact_scan(monkeypatch):
+    """Uniform vectors give the approximate index a recall far under the target: the shortlist says
+    so and every search stays exact."""
+    monkeypatch.setattr(shortlist, "MIN_ROWS", 1000)
+    rng = np.random.default_rng(4)
+    matrix = rng.standard_normal((20_000, 256)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    vectors = _vectors_of(matrix, np.ones(len(matrix)))
+    built = VectorIndex(store=None, model_id="m", dim=256)
+    built._sync = lambda: vectors
+    queries = rng.standard_normal((10, 256)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    built.top(queries[0], filters=Filters(), limit=10, min_score=None)
+    built.shortlist.wait(120)
+    assert built.shortlist._index is None
+    assert built.shortlist.recall < 0.95 and "recall@10" in built.shortlist.failed
+    for query in queries:
+        got = built.top(query, filters=Filters(), limit=20, min_score=None)
+        expected, _ = exact_top(matrix, query, np.ones(len(matrix), bool), 20)
+        assert [i for i, _ in got] == expected
+    assert built.shortlist._thread is None or not built.shortlist._thread.is_alive()  # not rebuilt per query
