@@ -108,8 +108,9 @@ def test_errors_carry_title_message_and_hint(api, fake_library, tmp_path):
         refused = api.get("/audio/files", params=params)
         assert refused.status_code == 422 and error(refused)["title"] == "Invalid request", params
         assert next(iter(params)) in error(refused)["message"]
-    empty = api.post("/search/text", json={"query": ""})
-    assert empty.status_code == 422
+    for blank in ("", " \t", "\x1f", "\x1c \x1d"):  # \x1c-\x1f: blank to Python's strip, not to \\S
+        empty = api.post("/search/text", json={"query": blank})
+        assert empty.status_code == 422 and error(empty)["title"] == "Invalid request", repr(blank)
     corrupt = api.post("/search/audio", files={"file": ("x.wav", b"RIFF\0\0", "audio/wav")})
     assert corrupt.status_code == 422
     # Several files: one answer each; a refused one says why and the rest go on.

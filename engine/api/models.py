@@ -18,6 +18,9 @@ Timestamp = Annotated[dt.datetime, AfterValidator(lambda value: value if value.t
 # only spaces; a collection's name holds no "/" (it is a segment of URLs). The engine accepts a little
 # more (it folds runs of spaces and tabs into one): every name the schema allows, it accepts.
 TAG_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Text that is not all blank. The engine strips with Python's str.strip, which also strips the
+# separators \x1c-\x1f; pydantic's \S (Rust regex, Unicode White_Space) does not count them as blank.
+NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f]"
 COLLECTION_PATTERN = r"^[^\x00-\x1f\x7f-\x9f/]*[^\s\x00-\x1f\x7f-\x9f/][^\x00-\x1f\x7f-\x9f/]*$"
 TagText = Annotated[str, Field(min_length=1, max_length=64, pattern=TAG_PATTERN, description="a tag, any case")]
 CollectionText = Annotated[str, Field(min_length=1, max_length=64, pattern=COLLECTION_PATTERN,
@@ -146,7 +149,8 @@ class SearchFilters(BaseModel):
 
 
 class TextSearch(SearchFilters):
-    query: str = Field(min_length=1, max_length=500, pattern=r"\S", description='e.g. "punchy 808 kick"')
+    query: str = Field(min_length=1, max_length=500, pattern=NOT_BLANK_PATTERN,
+                       description='e.g. "punchy 808 kick"')
     limit: int = Field(20, ge=1, le=MAX_RESULTS)
     min_score: float | None = Field(None, ge=-1, le=1)
     segments: bool = False
@@ -279,7 +283,8 @@ class TaskOut(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"\S", description="what the key is for")
+    name: str = Field(min_length=1, max_length=64, pattern=NOT_BLANK_PATTERN,
+                      description="what the key is for")
 
 
 class ApiKeyCreated(BaseModel):
