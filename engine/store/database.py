@@ -27,6 +27,9 @@ class Database:
     def __init__(self, db_path: Path):
         self.path = Path(db_path)
         self.lock = threading.RLock()
+        # Counts ended writes (a transaction committed or rolled back, a lone statement): what was
+        # read before it changed may be out of date (engine.store.tracks.RecentTracks).
+        self.writes = 0
         self._claim()
         try:
             self._conn = _connect(self.path)
@@ -81,7 +84,10 @@ class Database:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self.writes += 1
 
     def rows(self, action: str, sql: str, params=()) -> list[tuple]:
         with self.lock, self.errors(action):
@@ -96,7 +102,11 @@ class Database:
 
     def execute(self, action: str, sql: str, params=()) -> list[tuple]:
         """A single write outside any explicit transaction (DuckDB commits it alone)."""
-        return self.rows(action, sql, params)
+        with self.lock:
+            try:
+                return self.rows(action, sql, params)
+            finally:
+                self.writes += 1
 
     def arrow(self, action: str, sql: str, params=()):
         with self.lock, self.errors(action):

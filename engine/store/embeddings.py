@@ -27,12 +27,14 @@ import numpy as np
 from engine.errors import EngineError
 from engine.store.database import Database, id_list
 from engine.store.journal import Journal
+from engine.store.recent import Recent
 from engine.store.types import IS_MISSING, Embedded, EmbeddingFailure, EmbeddingWrite, WindowSet
 
 log = logging.getLogger(__name__)
 
 # Up to this many tracks, windows are looked up by key; more, one scan of the model's rows.
 WINDOW_KEY_LOOKUP_LIMIT = 1000
+RECENT_WINDOW_SETS = 1024  # window sets kept for searches' hits (engine.store.recent): up to 12 MB at 6 windows
 
 # What tells two writes of a track's row apart: created_at (microseconds), set by every INSERT
 # (write_embedding deletes and inserts; imports and shard merges insert) and never updated.
@@ -84,6 +86,7 @@ class Embeddings:
     def __init__(self, db: Database, journal: Journal):
         self._db = db
         self._journal = journal
+        self._recent = Recent(db, size=RECENT_WINDOW_SETS)  # a search's hits' windows, asked for again
 
     def save(self, track_id: str, e: EmbeddingWrite) -> bool:
         """Store a track's embeddings; False (nothing written) when the track was deleted meanwhile."""
@@ -191,22 +194,32 @@ class Embeddings:
         return VectorCache(self._db, model_id, pipeline_version, dim)
 
     def windows(self, model_id: str, track_ids: list[str] | None = None) -> dict[str, WindowSet]:
-        """Each track's window embeddings from this model (all tracks when ``track_ids`` is None)."""
+        """Each track's window embeddings from this model (all tracks when ``track_ids`` is None).
+        A few ids (a search's hits) come from memory when read since the last write."""
         sql = "SELECT track_id, starts_s, ends_s, dim, embeddings FROM window_sets"
-        wanted = None
+        wanted, found, writes = None, {}, None
         if track_ids is None or len(track_ids) > WINDOW_KEY_LOOKUP_LIMIT:
             # Many ids: one scan of this model's rows beats thousands of key lookups.
             sql, params = sql + " WHERE model_id = ?", [model_id]
             wanted = None if track_ids is None else set(track_ids)
         else:
+            keys = {window_key(track_id, model_id): track_id for track_id in track_ids}
+            kept, writes = self._recent.take(keys)
+            found = {keys[key]: window for key, window in kept.items()}
+            track_ids = [track_id for track_id in track_ids if track_id not in found]
+            if not track_ids:
+                return found
             in_list, params = id_list([window_key(track_id, model_id) for track_id in track_ids])
             sql += f" WHERE key IN {in_list}"
         rows = self._db.rows("read window embeddings", sql, params)
-        return {
+        read = {
             track_id: WindowSet(starts, ends, np.frombuffer(blob, dtype="<f4").reshape(len(starts), dim))
             for track_id, starts, ends, dim, blob in rows
             if wanted is None or track_id in wanted
         }
+        if writes is not None:
+            self._recent.keep({window_key(track_id, model_id): window for track_id, window in read.items()}, writes)
+        return found | read
 
 
 # -- the vector cache -------------------------------------------------------------------------
