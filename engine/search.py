@@ -143,17 +143,17 @@ class _Vectors:
 
     def rows_of(self, track_ids) -> np.ndarray:
         """The live rows of those of ``track_ids`` the index holds (in no particular order)."""
-        rows, rest = [], []
-        for track_id in track_ids:
-            row = self._tail_row.get(track_id)
-            if row is not None:
-                rows.append(row)
-            else:
-                rest.append(track_id)
-        found = np.asarray(rows, dtype=np.int64)
-        if rest and self._base_rows:
-            base = rows_for(self._base, _fixed(rest), self._alive_rows)
-            found = np.concatenate([found, base[base >= 0]])
+        found = self.rows_by_id(track_ids)
+        return found[found >= 0]
+
+    def rows_by_id(self, track_ids) -> np.ndarray:
+        """Each of ``track_ids``' live row, or -1 (int64, in their order): one lookup for all of
+        them (a lookup per id costs a quarter of a millisecond in numpy's overhead)."""
+        track_ids = list(track_ids)
+        found = np.asarray([self._tail_row.get(track_id, -1) for track_id in track_ids], dtype=np.int64)
+        rest = np.flatnonzero(found < 0)
+        if rest.size and self._base_rows:
+            found[rest] = rows_for(self._base, _fixed([track_ids[i] for i in rest]), self._alive_rows)
         return found
 
     def id_of(self, row: int) -> str:
@@ -436,8 +436,8 @@ class VectorIndex:
         """The given tracks that have more than one window (the rest match on their only one)."""
         with self._lock:
             vectors = self._sync()
-            rows = {track_id: vectors.row(track_id) for track_id in track_ids}
-            return [i for i in track_ids if rows[i] is not None and vectors.windows[rows[i]] > 1]
+            rows = vectors.rows_by_id(track_ids)
+            return [i for i, row in zip(track_ids, rows.tolist()) if row >= 0 and vectors.windows[row] > 1]
 
     def snapshot(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Every present track's (ids, unit vectors (n, dim) float32, durations (n,) seconds), copied:
