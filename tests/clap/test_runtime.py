@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from engine.clap import get_embedder, runtime
@@ -46,3 +51,30 @@ def test_explicit_cuda_without_gpu_is_a_clear_error(tiny_clap_settings):
     with pytest.raises(ModelUnavailableError) as info:
         get_embedder(tiny_clap_settings.model_copy(update={"clap_device": "cuda"}))
     assert "TRAUM_CLAP_DEVICE" in str(info.value)
+
+
+_EMBED_ONE_PROMPT = """
+import hashlib, sys
+from pathlib import Path
+import torch
+from engine.clap.loader import get_embedder
+from engine.config import Settings
+if sys.argv[2] != "default":
+    torch.set_num_threads(int(sys.argv[2]))
+embedder = get_embedder(Settings(data_dir=Path(sys.argv[3]), clap_model=sys.argv[1], clap_device="cpu"))
+print(hashlib.sha256(embedder.embed_text(["a steady tone"])[0].tobytes()).hexdigest())
+"""
+
+
+def test_a_prompt_gives_the_same_vector_in_every_process_whatever_its_threads(tiny_clap_dir, tmp_path):
+    """MKL's fastest paths split sums by thread: without strict reproducibility (set by the engine on
+    import) a fresh process on its default threads gave different last bits from one on one thread,
+    and so search scores differed in the seventh digit between the server and a command."""
+    environment = {key: value for key, value in os.environ.items() if key != "MKL_CBWR"}
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    runs = [subprocess.Popen([sys.executable, "-c", _EMBED_ONE_PROMPT, str(tiny_clap_dir), threads,
+                              str(tmp_path / f"data{i}")], env=environment, stdout=subprocess.PIPE, text=True)
+            for i, threads in enumerate(["default", "1", "default", "2"])]
+    digests = {run.communicate(timeout=300)[0].strip() for run in runs}
+    assert all(run.returncode == 0 for run in runs)
+    assert len(digests) == 1
