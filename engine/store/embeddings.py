@@ -484,18 +484,13 @@ class VectorCache:
         with _REBUILDING:  # one at a time: a rebuild sweeps away every other file here
             self.directory.mkdir(parents=True, exist_ok=True)
             data = uuid.uuid4().hex[:12]
-            written: list[Path] = []
-            try:
+
+            def write(written: list[Path]) -> dict:
                 ids, stamps, rows = self._write_vectors(data, written)
-                header = {**self._identity(), "data": data, "rows": rows,
-                          "index": self._write_index(ids, stamps, written)}
-                self._commit(header, written)
-            except BaseException:
-                for path in written:
-                    path.unlink(missing_ok=True)
-                raise
-            self._sweep(header)
-            return self._open(header)
+                return {**self._identity(), "data": data, "rows": rows,
+                        "index": self._write_index(ids, stamps, written)}
+
+            return self._publish(write)
 
     def append(self, cached: CachedVectors, ids: np.ndarray, stamps: np.ndarray, block: np.ndarray) -> CachedVectors:
         """``cached`` with rows added at its end (fixed-width ids, their stamps, float32 vectors);
@@ -515,18 +510,24 @@ class VectorCache:
                     fh.write(memoryview(rows_of(block)).cast("B"))
                     fh.flush()
                     os.fsync(fh.fileno())
-            written: list[Path] = []
-            try:
-                all_ids = np.concatenate([np.asarray(cached.ids), ids])
-                header = {**header, "rows": rows + len(ids),
-                          "index": self._write_index(all_ids, np.concatenate([cached.stamps, stamps]), written)}
-                self._commit(header, written)
-            except BaseException:
-                for path in written:
-                    path.unlink(missing_ok=True)
-                raise
-            self._sweep(header)
-            return self._open(header)
+            all_ids, all_stamps = np.concatenate([np.asarray(cached.ids), ids]), np.concatenate([cached.stamps, stamps])
+            return self._publish(lambda written: {**header, "rows": rows + len(ids),
+                                                  "index": self._write_index(all_ids, all_stamps, written)})
+
+    def _publish(self, write) -> CachedVectors:
+        """Run ``write(written)``, which writes new files (listing each in ``written`` as it is
+        created) and returns the header naming them; then commit that header, sweep what it does
+        not name and open it. A failure before the commit removes the new files."""
+        written: list[Path] = []
+        try:
+            header = write(written)
+            self._commit(header, written)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        self._sweep(header)
+        return self._open(header)
 
     def _write_vectors(self, data: str, written: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
         dim, params = self.dim, [self.model_id, self.pipeline_version]
