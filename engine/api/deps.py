@@ -12,8 +12,10 @@ from engine.keys import KEY_PATTERN, KEY_WITH_MODE_PATTERN
 from engine.library import Filters, Library, Track
 
 
-def get_library(request: Request) -> Library:
-    """The one Library of this process (the dashboard's), from the provider the app was made with."""
+async def get_library(request: Request) -> Library:
+    """The one Library of this process (the dashboard's), from the provider the app was made with.
+    On the event loop: the server opens the library at start, so this is a cache lookup, and a
+    plain ``def`` would cost every request a hop to a worker thread."""
     provider: Callable[[], Library] = request.app.state.library
     return provider()
 
