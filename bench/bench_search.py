@@ -344,13 +344,7 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     out["filter_keeps_pct"] = round(100.0 * float(vectors.mask(filt).mean()), 1)
     for q in qs[:3]:  # warm-up
         index.top(q, filters=none, limit=TOP_K, min_score=None)
-    for label, f in (("index_top20_ms", none), ("index_top20_filtered_ms", filt)):
-        lat = []
-        for q in qs:
-            t = time.perf_counter()
-            index.top(q, filters=f, limit=TOP_K, min_score=None)
-            lat.append((time.perf_counter() - t) * 1000)
-        out[label] = pct(lat)
+    out.update(time_top(index, qs, {"index_top20_ms": none, "index_top20_filtered_ms": filt}))
     out["rss_after_queries_mb"] = proc_status("VmRSS")
     out["hwm_after_queries_mb"] = proc_status("VmHWM")
     out.update(bench_shortlist(index, shortlist_candidates, qs, none, filt))
@@ -421,6 +415,19 @@ def bench_core(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     return out
 
 
+def time_top(index, qs: np.ndarray, filters: dict) -> dict:
+    """p50/p95 of ``VectorIndex.top`` (top 20) over ``qs``, per label's filters."""
+    out = {}
+    for label, f in filters.items():
+        lat = []
+        for q in qs:
+            t = time.perf_counter()
+            index.top(q, filters=f, limit=TOP_K, min_score=None)
+            lat.append((time.perf_counter() - t) * 1000)
+        out[label] = pct(lat)
+    return out
+
+
 def exact_only(index):
     """Make ``index`` scan exactly (no approximate shortlist, engine.shortlist, and no background
     build of one); returns the shortlist's own ``candidates`` to restore it."""
@@ -448,13 +455,7 @@ def bench_shortlist(index, candidates, qs: np.ndarray, none, filt) -> dict:
     out["shortlist_failed"] = index.shortlist.failed
     out["rss_after_shortlist_mb"] = proc_status("VmRSS")
     out["hwm_after_shortlist_mb"] = proc_status("VmHWM")
-    for label, f in (("index_top20_shortlist_ms", none), ("index_top20_shortlist_filtered_ms", filt)):
-        lat = []
-        for q in qs:
-            t = time.perf_counter()
-            index.top(q, filters=f, limit=TOP_K, min_score=None)
-            lat.append((time.perf_counter() - t) * 1000)
-        out[label] = pct(lat)
+    out.update(time_top(index, qs, {"index_top20_shortlist_ms": none, "index_top20_shortlist_filtered_ms": filt}))
     found = [len(set(exact[i]) & {t for t, _ in index.top(q, filters=none, limit=TOP_K, min_score=None)})
              for i, q in enumerate(qs[:50])]
     out["shortlist_top20_recall"] = round(sum(found) / (TOP_K * len(found)), 4)
