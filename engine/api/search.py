@@ -26,8 +26,7 @@ def results(hits: list[Hit]) -> list[SearchResult]:
 async def answer(search: Callable[[], list[Hit]]) -> Response:
     """Run ``search`` in a worker thread and write its results' JSON there too: one hop off the event
     loop per request. A plain ``def`` route makes FastAPI hop for the route and again to validate what
-    it returns, and each hop waits for a core while the search runs (about 3 ms a search at 100k tracks
-    through the server, docs/BENCHMARKS.md)."""
+    it returns, and on a busy machine each hop may wait for a core."""
     body = await anyio.to_thread.run_sync(lambda: RESULTS.dump_json(results(search())))
     return Response(body, media_type="application/json")
 
