@@ -428,6 +428,16 @@ def time_top(index, qs: np.ndarray, filters: dict) -> dict:
     return out
 
 
+def time_searches(lib, prompts: list[str], **options) -> dict:
+    """p50/p95 of ``Library.search_text`` for each prompt in turn (repeat one to time the cached path)."""
+    lat = []
+    for prompt in prompts:
+        t = time.perf_counter()
+        lib.search_text(prompt, **options)
+        lat.append((time.perf_counter() - t) * 1000)
+    return pct(lat)
+
+
 def exact_only(index):
     """Make ``index`` scan exactly (no approximate shortlist, engine.shortlist, and no background
     build of one); returns the shortlist's own ``candidates`` to restore it."""
@@ -502,13 +512,8 @@ def bench_warm(data_dir: Path, n: int, dim: int, model_id: str, *, queries: int,
     t = time.perf_counter()
     index.top(qs[0], filters=Filters(), limit=TOP_K, min_score=None)
     out["cached_first_top20_ms"] = round((time.perf_counter() - t) * 1000, 1)  # maps the float16 pages in
-    for label, f in (("cached_index_top20_ms", Filters()), ("cached_index_top20_filtered_ms", Filters(**FILTER))):
-        lat = []
-        for q in qs:
-            t = time.perf_counter()
-            index.top(q, filters=f, limit=TOP_K, min_score=None)
-            lat.append((time.perf_counter() - t) * 1000)
-        out[label] = pct(lat)
+    out.update(time_top(index, qs, {"cached_index_top20_ms": Filters(),
+                                    "cached_index_top20_filtered_ms": Filters(**FILTER)}))
     out["rss_after_cached_queries_mb"] = proc_status("VmRSS")
     out["hwm_after_cached_queries_mb"] = proc_status("VmHWM")
 
@@ -583,27 +588,12 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     out["rss_after_index_mb"] = proc_status("VmRSS")
 
     prompts = distinct_prompts(queries, seed)
-    lat = []
-    for p in prompts:
-        t = time.perf_counter()
-        lib.search_text(p)
-        lat.append((time.perf_counter() - t) * 1000)
-    out["e2e_text_uncached_ms"] = pct(lat)
+    out["e2e_text_uncached_ms"] = time_searches(lib, prompts)
 
     repeated = prompts[0]
-    lat = []
-    for _ in range(queries):
-        t = time.perf_counter()
-        lib.search_text(repeated)
-        lat.append((time.perf_counter() - t) * 1000)
-    out["e2e_text_cached_ms"] = pct(lat)
+    out["e2e_text_cached_ms"] = time_searches(lib, [repeated] * queries)
     filt = Filters(**FILTER)
-    lat = []
-    for _ in range(queries):
-        t = time.perf_counter()
-        lib.search_text(repeated, filters=filt)
-        lat.append((time.perf_counter() - t) * 1000)
-    out["e2e_text_cached_filtered_ms"] = pct(lat)
+    out["e2e_text_cached_filtered_ms"] = time_searches(lib, [repeated] * queries, filters=filt)
 
     # The parts of one (cached) search, timed separately with the same calls Library.search_text makes.
     index = lib._index_for(embedder)
@@ -633,18 +623,8 @@ def bench_e2e(data_dir: Path, n: int, model_dir: str, *, queries: int, ingests: 
     out["shortlist_used"] = index.shortlist._index is not None
     out["shortlist_recall_probe"] = index.shortlist.recall
     out["shortlist_failed"] = index.shortlist.failed
-    lat = []
-    for p in distinct_prompts(queries, seed + 1):
-        t = time.perf_counter()
-        lib.search_text(p)
-        lat.append((time.perf_counter() - t) * 1000)
-    out["e2e_text_uncached_after_shortlist_ms"] = pct(lat)
-    lat = []
-    for _ in range(queries):
-        t = time.perf_counter()
-        lib.search_text(repeated)
-        lat.append((time.perf_counter() - t) * 1000)
-    out["e2e_text_cached_after_shortlist_ms"] = pct(lat)
+    out["e2e_text_uncached_after_shortlist_ms"] = time_searches(lib, distinct_prompts(queries, seed + 1))
+    out["e2e_text_cached_after_shortlist_ms"] = time_searches(lib, [repeated] * queries)
 
     # After an ingest: one add_track + save_embeddings, then the next search replays the journal.
     rng = np.random.default_rng(seed + 7)
