@@ -206,10 +206,10 @@ class Embeddings:
             keys = {window_key(track_id, model_id): track_id for track_id in track_ids}
             kept, writes = self._recent.take(keys)
             found = {keys[key]: window for key, window in kept.items()}
-            track_ids = [track_id for track_id in track_ids if track_id not in found]
-            if not track_ids:
+            missing = [key for key in keys if key not in kept]
+            if not missing:
                 return found
-            in_list, params = id_list([window_key(track_id, model_id) for track_id in track_ids])
+            in_list, params = id_list(missing)
             sql += f" WHERE key IN {in_list}"
         rows = self._db.rows("read window embeddings", sql, params)
         read = {
