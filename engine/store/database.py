@@ -28,7 +28,7 @@ class Database:
         self.path = Path(db_path)
         self.lock = threading.RLock()
         # Counts ended writes (a transaction committed or rolled back, a lone statement): what was
-        # read before it changed may be out of date (engine.store.tracks.RecentTracks).
+        # read before it changed may be out of date (engine.store.recent).
         self.writes = 0
         self._claim()
         try:
