@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from engine.clap.base import Embedder, pooled
+from engine.clap.melspec import LogMel
 from engine.clap.runtime import resolve_device, resolve_precision
 from engine.clap.source import (
     MODEL_HINT,
@@ -86,6 +87,10 @@ class TransformersClapEmbedder(Embedder):
         # ClapFeatureExtractor docstring), so the mode must follow the model.
         # Neither crops or pads an exact 10 s window.
         self._truncation = "fusion" if self._fusion else "rand_trunc"
+        # On a GPU the extractor's numpy STFT (15-40 ms a window on one core) would cost 50-100 times
+        # the model: there the same features are computed on the device (engine.clap.melspec).
+        self._log_mel = None if self.device == "cpu" else LogMel(self._features, fusion=self._fusion,
+                                                                 device=self.device)
         self.dim = int(model.config.projection_dim)
         # RoBERTa positions start after the padding index, so the usable length
         # is max_position_embeddings - pad_token_id - 1 (512 for roberta-base).
@@ -98,6 +103,8 @@ class TransformersClapEmbedder(Embedder):
     def _prepare_audio(self, batch: np.ndarray):
         import torch
 
+        if self._log_mel is not None:
+            return self._log_mel(batch)
         feats = self._features(
             batch,
             sampling_rate=CLAP_SAMPLE_RATE,
