@@ -133,11 +133,11 @@ class Ingestor:
         categoriser = categoriser_for(self.store, embedder) if embedder else None
         if categoriser is not None:
             self.store.descriptions.set_category_model(embedder.model_id)
-        batcher = WindowBatcher(embedder, batch_windows=self.settings.clap_batch_windows) if embedder else None
+        batcher = WindowBatcher(embedder, batch_windows=embedder.batch_windows) if embedder else None
         # At most max_concurrent_jobs files read and decode at once (memory); up to a batch of
         # further files may wait for the model with their windows, so its batches stay full.
         slots = threading.BoundedSemaphore(self.settings.max_concurrent_jobs)
-        waiting = self.settings.clap_batch_windows if batcher else 0
+        waiting = embedder.batch_windows if batcher else 0
         workers = min(self.settings.max_concurrent_jobs + waiting, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         try:
@@ -254,7 +254,7 @@ def reembed(store: Store, settings: Settings, embedder, *, progress: ProgressCal
 
     if not pending:
         return []
-    with WindowBatcher(embedder, batch_windows=settings.clap_batch_windows) as batcher:
+    with WindowBatcher(embedder, batch_windows=embedder.batch_windows) as batcher:
         with ThreadPoolExecutor(max_workers=min(settings.max_concurrent_jobs, len(pending))) as pool:
             return list(pool.map(one, pending))
 

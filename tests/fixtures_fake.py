@@ -27,6 +27,7 @@ class FakeEmbedder:
     dim = 16
     device = "cpu"
     precision = "float32"
+    batch_windows = 8
 
     def __init__(self):
         self.audio_calls = 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.clap.base import Embedder
 from engine.clap.laion_backend import LaionClapEmbedder
-from engine.clap.runtime import one_blas_thread, resolve_device, resolve_precision
+from engine.clap.runtime import batch_windows_for, one_blas_thread, resolve_device, resolve_precision
 from engine.clap.sanity import Sanity, check
 from engine.clap.source import check_model_dir, transformers_content_hash, transformers_source
 from engine.clap.transformers_backend import TransformersClapEmbedder
@@ -67,14 +67,14 @@ def get_embedder(settings: Settings, *, retry: bool = False) -> Embedder:
     slot = _slot
     if slot is not None and slot.key == key and not (retry and slot.error is not None):
         if slot.embedder is not None:
-            slot.embedder.batch_windows = settings.clap_batch_windows
+            slot.embedder.batch_windows = batch_windows_for(settings, slot.embedder.device)
             return slot.embedder
         _reraise(slot.error)
     with _load_lock:
         slot = _slot
         if slot is not None and slot.key == key:
             if slot.embedder is not None:
-                slot.embedder.batch_windows = settings.clap_batch_windows
+                slot.embedder.batch_windows = batch_windows_for(settings, slot.embedder.device)
                 return slot.embedder
             if not retry:
                 _reraise(slot.error)
@@ -91,6 +91,7 @@ def get_embedder(settings: Settings, *, retry: bool = False) -> Embedder:
             raise err from exc
         finally:
             _loading_key = None
+        embedder.batch_windows = batch_windows_for(settings, embedder.device)
         one_blas_thread()
         embedder.sanity = _self_check(embedder)
         _slot = _Slot(key, embedder=embedder)

@@ -12,6 +12,12 @@ from pathlib import Path
 
 from engine.errors import ModelUnavailableError
 
+# Windows per forward on a GPU when TRAUM_CLAP_BATCH_WINDOWS is not set. Measured on an H200 with the
+# full-size model in bfloat16 (docs/BENCHMARKS.md, "CLAP on a GPU"): 1,100-1,190 windows/s from 128 up,
+# 580-670 at 16 and 840-940 at 32; 128 takes 3.1 GB of device memory, 256 takes 5.8 GB.
+# On a CPU the setting's default (8) stands: bigger batches gain nothing there.
+GPU_BATCH_WINDOWS = 128
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
@@ -55,6 +61,14 @@ def resolve_precision(requested: str, device: str) -> str:
 
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def batch_windows_for(settings, device: str) -> int:
+    """Windows per model forward: TRAUM_CLAP_BATCH_WINDOWS where it is set, else the CPU default, or
+    GPU_BATCH_WINDOWS when the model runs on CUDA."""
+    if device == "cuda" and "clap_batch_windows" not in settings.model_fields_set:
+        return GPU_BATCH_WINDOWS
+    return int(settings.clap_batch_windows)
 
 
 def one_blas_thread() -> None:

@@ -24,7 +24,7 @@ def add_ray_options(ingest) -> None:
     group.add_argument("--actors", type=int, default=1, help="model actors (one GPU each where there are GPUs)")
     group.add_argument("--batch-files", type=int, default=8, help="files an actor embeds in one batch")
     group.add_argument("--batch-windows", type=int, help="10 s windows per model forward in the actors (default "
-                       "TRAUM_CLAP_BATCH_WINDOWS; 64-256 on a GPU)")
+                       "TRAUM_CLAP_BATCH_WINDOWS where set, else 128 on a GPU and 8 on a CPU)")
     group.add_argument("--shard-files", type=int, default=256, help="files per shard")
     group.add_argument("--cpus", type=int, help="CPUs for a local Ray (default: all)")
     group.add_argument("--actor-threads", type=int, help="torch threads per CPU model actor (default on a local "

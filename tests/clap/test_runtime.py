@@ -53,6 +53,26 @@ def test_explicit_cuda_without_gpu_is_a_clear_error(tiny_clap_settings):
     assert "TRAUM_CLAP_DEVICE" in str(info.value)
 
 
+def test_a_gpu_gets_bigger_batches_unless_the_user_chose_a_size(monkeypatch):
+    from engine.config import Settings
+
+    monkeypatch.delenv("TRAUM_CLAP_BATCH_WINDOWS", raising=False)
+    assert runtime.batch_windows_for(Settings(), "cpu") == 8
+    assert runtime.batch_windows_for(Settings(), "cuda") == runtime.GPU_BATCH_WINDOWS == 128
+    assert runtime.batch_windows_for(Settings(clap_batch_windows=16), "cuda") == 16
+    # engine.cluster passes --batch-windows to its actors this way
+    assert runtime.batch_windows_for(Settings().model_copy(update={"clap_batch_windows": 64}), "cuda") == 64
+    monkeypatch.setenv("TRAUM_CLAP_BATCH_WINDOWS", "4")
+    assert runtime.batch_windows_for(Settings(), "cuda") == 4
+
+
+def test_the_loaded_model_takes_its_batch_size_from_the_rule(tiny_clap_settings, monkeypatch):
+    monkeypatch.delenv("TRAUM_CLAP_BATCH_WINDOWS", raising=False)
+    assert get_embedder(tiny_clap_settings).batch_windows == 8  # on the CPU
+    assert get_embedder(tiny_clap_settings.model_copy(update={"clap_batch_windows": 3})).batch_windows == 3
+    assert get_embedder(tiny_clap_settings).batch_windows == 8  # the same model, asked for again
+
+
 _EMBED_ONE_PROMPT = """
 import hashlib, sys
 from pathlib import Path
