@@ -34,6 +34,7 @@ in faiss, but a search during an add is not).
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -263,6 +264,17 @@ class ApproximateIndex:
         return 0 <= row < self._present.size and bool(self._present[row])
 
     @property
+    def span(self) -> int:
+        """Row numbers below this are those of the matrix it was built from (or grew to by ``add``)."""
+        return int(self._present.size)
+
+    def absent(self, rows: np.ndarray) -> np.ndarray:
+        """Those of ``rows`` (int64 row numbers) that are not in the index."""
+        rows = np.asarray(rows, dtype=np.int64)
+        inside = rows < self._present.size
+        return rows[~inside | ~self._present[np.where(inside, rows, 0)]]
+
+    @property
     def lists(self) -> int:
         return int(self._index.nlist)
 
@@ -287,12 +299,21 @@ class ApproximateIndex:
     # -- persistence -----------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write the index to ``path`` (faiss's format plus the row bookkeeping, one .npz)."""
+        """Write the index to ``path`` (faiss's format plus the row bookkeeping, one .npz): first
+        to a temporary file flushed to disk, then renamed, so ``path`` holds a whole index or none."""
         faiss = _faiss()
         blob = faiss.serialize_index(self._index)
         meta = np.array([self.dim, self.nprobe, self.trained_rows, self.added_rows], dtype=np.int64)
-        with open(path, "wb") as handle:  # a file object: np.savez must not append ".npz"
-            np.savez(handle, index=blob, meta=meta, present=self._present)
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as handle:  # a file object: np.savez must not append ".npz"
+                np.savez(handle, index=blob, meta=meta, present=self._present)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> ApproximateIndex:
@@ -321,7 +342,7 @@ _PROBE_CHUNK = 65_536
 
 def calibrate(index: ApproximateIndex, matrix: np.ndarray, rows: np.ndarray, *, probes: int = 48,
               limit: int = 10, target: float = RECALL_TARGET, seed: int = 0) -> float:
-    """Measure ``index``'s recall@``limit`` over ``matrix[rows]`` (the rows it was built from) and
+    """Measure ``index``'s recall@``limit`` over ``matrix[rows]`` (the rows it may return) and
     raise its ``nprobe`` until it reaches ``target`` or scans ``_MAX_PROBE_SHARE`` of the cells.
 
     ``probes`` queries are drawn from the rows plus noise; both sides rank by ``matrix``'s own
@@ -339,10 +360,14 @@ def calibrate(index: ApproximateIndex, matrix: np.ndarray, rows: np.ndarray, *, 
     truth = _exact_top(matrix, rows, queries, limit)
     wanted = max(CANDIDATES_PER_RESULT * limit, MIN_CANDIDATES)
     ceiling = max(index.nprobe, int(index.lists * _MAX_PROBE_SHARE))
+    # Searched as queries search: only the given rows allowed (an index kept from an earlier
+    # process may still hold rows deleted since; a query's mask leaves them out too).
+    allowed = np.zeros(matrix.shape[0], dtype=bool)
+    allowed[rows] = True
     while True:
         found = 0
         for query, best in zip(queries, truth):
-            candidates = index.search(query, wanted)
+            candidates = index.search(query, wanted, allowed=allowed)
             scores = matrix[candidates].astype(np.float32) @ query
             found += len(set(candidates[np.argsort(-scores, kind="stable")[:limit]].tolist()) & set(best))
         recall = found / (limit * len(queries))

@@ -28,6 +28,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -108,9 +109,15 @@ class _Vectors:
         self._format = np.zeros(rows, dtype=np.int32)
         self._format_names: list[str | None] = []
         self._format_code: dict[str | None, int] = {}
+        self.saved_index: Path | None = None  # where an approximate index over the base rows is kept
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def base_rows(self) -> int:
+        """Rows from the cache files: the same rows, in the same places, in every process."""
+        return self._base_rows
 
     # -- views kept for callers of the old list / dict / matrix attributes ----------------
 
@@ -527,6 +534,7 @@ def _load(store: Store, model_id: str, dim: int) -> _Vectors:
             base, columns = None, store.embeddings.index_columns(model_id, PIPELINE_VERSION)
             rows = np.full(columns.num_rows, -1, dtype=np.int64)
         vectors = _Vectors(dim, base)
+        vectors.saved_index = cache.approximate_index_path(base) if base is not None else None
         hit = rows >= 0
         vectors.fill_base(rows[hit], windows=_numbers(columns, "window_count")[hit],
                           duration=_numbers(columns, "duration")[hit], tempo=_numbers(columns, "tempo")[hit],

@@ -15,6 +15,13 @@ removed from it: a query passes the rows it may return (live, and passing the
 filters) as a mask, so a deleted or replaced track never comes back. It is
 rebuilt from the vectors, never the only copy of anything.
 
+A build over the rows of the vector cache files alone is saved beside them
+(``VectorCache.approximate_index_path``), so the next process loads it in
+seconds instead of building it again (50-90 s at 1M rows on 2 cores). The
+saved index is used only for the same cache files; rows alive now that it does
+not hold (a missing track found again) are added to it, and it is checked like
+a new build before use.
+
 Each build is checked before it is used: ``engine.ann.calibrate`` measures its
 recall on probe queries against the exact scan and widens the cells scanned
 until it reaches ``RECALL_TARGET``. Vectors without the structure real
@@ -54,6 +61,7 @@ class Shortlist:
         self.failed: str | None = None  # why the last build failed or was refused (searches stay exact)
         self.recall: float | None = None  # the last build's measured recall@10 (engine.ann.calibrate)
         self._failed_owner = None  # a build that failed is not retried for the same rows
+        self.loaded = False  # the index in use was loaded from a saved file, not built here
 
     def candidates(self, vectors, query: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray | None:
         """Rows that may be in the top ``limit`` of ``keep`` for a unit ``query``, or None when the
@@ -93,22 +101,30 @@ class Shortlist:
             matrix = vectors.coarse_matrix(rows)
             live = np.flatnonzero(vectors.alive[:rows])
             owner = weakref.ref(vectors)
-            self._thread = threading.Thread(target=self._build, args=(owner, matrix, live, rows),
+            # Only an index over the cache files' rows alone is kept: in-memory rows differ by process.
+            saved = getattr(vectors, "saved_index", None)
+            keep_as = saved if saved is not None and rows == vectors.base_rows else None
+            self._thread = threading.Thread(target=self._build, args=(owner, matrix, live, rows, saved, keep_as),
                                             name="shortlist-build", daemon=True)
             self._thread.start()
 
-    def _build(self, owner, matrix: np.ndarray, live: np.ndarray, rows: int) -> None:
+    def _build(self, owner, matrix: np.ndarray, live: np.ndarray, rows: int, saved=None, keep_as=None) -> None:
         from engine.ann import ApproximateIndex, calibrate
 
         try:
-            index = ApproximateIndex.build(matrix, rows=live, seed=self._seed)
-            recall = calibrate(index, matrix, live, seed=self._seed)
+            index = _saved_index(saved, matrix, live, rows)
+            loaded = index is not None
+            if index is None:
+                index = ApproximateIndex.build(matrix, rows=live, seed=self._seed)
+            recall = calibrate(index, matrix, live[live < index.span], seed=self._seed)
         except Exception as exc:  # noqa: BLE001 - searches stay exact (faiss missing, memory): the reason is kept
             log.exception("building the approximate index failed; searches stay exact")
             with self._lock:
                 self.failed, self._failed_owner = f"{type(exc).__name__}: {exc}", owner
             return
         if recall < RECALL_TARGET:
+            if loaded:  # the next process builds afresh rather than load a refused index again
+                saved.unlink(missing_ok=True)
             log.info("approximate index found %.0f%% of the exact top 10 (needs %.0f%%); searches stay exact",
                      100 * recall, 100 * RECALL_TARGET)
             with self._lock:
@@ -116,5 +132,35 @@ class Shortlist:
                 self.failed = (f"recall@10 {recall:.2f} on probe queries, under {RECALL_TARGET}: these vectors "
                                "have too little structure for the approximate index")
             return
+        if keep_as is not None and not loaded:
+            _save(index, keep_as)
         with self._lock:
-            self._index, self._rows, self._owner, self.failed, self.recall = index, rows, owner, None, recall
+            self._index, self._rows, self._owner, self.failed, self.recall = index, index.span, owner, None, recall
+            self.loaded = loaded
+
+
+def _saved_index(path, matrix: np.ndarray, live: np.ndarray, rows: int):
+    """The index saved for these cache files, with the live rows it lacks added, or None: none
+    saved, unreadable, another width, or so far behind the rows that a new build is due anyway."""
+    from engine.ann import ApproximateIndex
+
+    if path is None or not path.exists():
+        return None
+    try:
+        index = ApproximateIndex.load(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: build a new one
+        log.warning("not using the saved approximate index %s (%s: %s)", path, type(exc).__name__, exc)
+        return None
+    if index.dim != matrix.shape[1] or index.span > rows or rows - index.span > REBUILD_SHARE * index.span:
+        return None
+    lacking = index.absent(live[live < index.span])  # dead when it was built, alive now (found again)
+    if lacking.size:
+        index.add(lacking, matrix[lacking])
+    return index
+
+
+def _save(index, path) -> None:
+    try:
+        index.save(path)
+    except OSError as exc:  # a read-only or full disk: the next process builds again
+        log.warning("could not keep the approximate index in %s (%s)", path, exc)

@@ -110,3 +110,137 @@ def test_vectors_without_structure_keep_the_exact_scan(monkeypatch):
         expected, _ = exact_top(matrix, query, np.ones(len(matrix), bool), 20)
         assert [i for i, _ in got] == expected
     assert built.shortlist._thread is None or not built.shortlist._thread.is_alive()  # not rebuilt per query
+
+
+# -- the index kept beside the vector cache, loaded by the next process -------------------------
+
+STORED_ROWS = 2400
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """A store on disk with clustered vectors, the size threshold lowered; (store, ids, matrix)."""
+    from engine.store import EmbeddingWrite, Store
+    from engine.vectors import PIPELINE_VERSION
+    from tests.store.helpers import add, record
+
+    monkeypatch.setattr(shortlist, "MIN_ROWS", 500)
+    store = Store(tmp_path / "data")
+    matrix = clustered(np.random.default_rng(4), STORED_ROWS)
+    ids = [f"{i:064x}" for i in range(STORED_ROWS)]
+    for i, (track_id, vector) in enumerate(zip(ids, matrix)):
+        add(store, record(track_id, filename=f"t{i}.wav", path=f"/music/t{i}.wav"))
+        store.embeddings.save(track_id, EmbeddingWrite("m", PIPELINE_VERSION, vector, vector[None, :], [0.0], [1.0]))
+    yield store, ids, matrix
+    store.close()
+
+
+def searched(store, query, limit=10):
+    """A fresh VectorIndex (as a new process has), its first pass ready; (index, ids found)."""
+    built = VectorIndex(store, "m", DIM)
+    built.top(query, filters=Filters(), limit=limit, min_score=None)  # exact; loads or builds the first pass
+    built.shortlist.wait(120)
+    assert built.shortlist._index is not None, built.shortlist.failed
+    return built, [i for i, _ in built.top(query, filters=Filters(), limit=limit, min_score=None)]
+
+
+def refuse_builds(monkeypatch):
+    from engine.ann import ApproximateIndex
+
+    def built_again(*args, **kwargs):
+        raise AssertionError("the approximate index was built again")
+
+    monkeypatch.setattr(ApproximateIndex, "build", built_again)
+
+
+def test_a_built_index_is_kept_and_the_next_process_loads_it(stored, monkeypatch):
+    store, ids, matrix = stored
+    first, found = searched(store, matrix[7])
+    saved = first._vectors.saved_index
+    assert not first.shortlist.loaded and saved is not None and saved.exists()
+    assert found[0] == ids[7]
+    refuse_builds(monkeypatch)
+    second, again = searched(store, matrix[7])
+    assert second.shortlist.loaded and second.shortlist.recall >= 0.95
+    assert again == found
+    rng = np.random.default_rng(9)
+    hits = total = 0
+    for row in rng.choice(STORED_ROWS, 20, replace=False):
+        query = matrix[row] + 0.1 * rng.standard_normal(DIM).astype(np.float32)
+        query /= np.linalg.norm(query)
+        got = second.top(query, filters=Filters(), limit=10, min_score=None)
+        scores = matrix @ query
+        expected = {ids[i] for i in np.argsort(-scores)[:10]}
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        hits, total = hits + len({i for i, _ in got} & expected), total + 10
+    assert hits / total >= 0.95
+
+
+def test_tracks_deleted_since_the_index_was_kept_never_come_back(stored, monkeypatch):
+    store, ids, matrix = stored
+    searched(store, matrix[0])
+    gone = ids[:: 4]
+    for track_id in gone:
+        store.tracks.delete(track_id)
+    refuse_builds(monkeypatch)
+    for row in range(0, 40, 4):  # each query points straight at a deleted track
+        second, found = searched(store, matrix[row])
+        assert second.shortlist.loaded
+        assert found and not set(found) & set(gone)
+
+
+def test_a_track_found_again_is_added_to_the_kept_index(stored, monkeypatch):
+    store, ids, matrix = stored
+    store.tracks.set_location(ids[11], path="/music/t11.wav", missing=True)
+    first, found = searched(store, matrix[11])  # built while the track was missing: not in the index
+    assert ids[11] not in found and 11 not in first.shortlist._index
+    store.tracks.set_location(ids[11], path="/music/moved/t11.wav", missing=False)
+    refuse_builds(monkeypatch)
+    second, found = searched(store, matrix[11])
+    assert second.shortlist.loaded and 11 in second.shortlist._index
+    assert found[0] == ids[11]
+
+
+def test_the_kept_index_outlives_rows_appended_to_the_cache(stored, monkeypatch):
+    from engine.store import EmbeddingWrite
+    from engine.vectors import PIPELINE_VERSION
+    from tests.store.helpers import add, record
+
+    store, ids, matrix = stored
+    first, _ = searched(store, matrix[5])
+    del first
+    newcomer = matrix[5] * 0.6 + matrix[6] * 0.4
+    newcomer /= np.linalg.norm(newcomer)
+    add(store, record("f" * 64, filename="new.wav", path="/music/new.wav"))
+    store.embeddings.save("f" * 64, EmbeddingWrite("m", PIPELINE_VERSION, newcomer, newcomer[None, :], [0.0], [1.0]))
+    refuse_builds(monkeypatch)
+    second, found = searched(store, newcomer)  # the load appends the new row to the cache files
+    assert second._vectors.base_rows == STORED_ROWS + 1
+    assert second.shortlist.loaded and found[0] == "f" * 64
+
+
+def test_a_damaged_kept_index_is_built_again(stored):
+    store, ids, matrix = stored
+    first, _ = searched(store, matrix[3])
+    first._vectors.saved_index.write_bytes(b"not an index")
+    second, found = searched(store, matrix[3])
+    assert not second.shortlist.loaded and found[0] == ids[3]
+    third, _ = searched(store, matrix[3])  # the build was kept again
+    assert third.shortlist.loaded
+
+
+def test_the_kept_index_goes_with_the_cache_files_it_was_built_from(stored):
+    store, ids, matrix = stored
+    first, _ = searched(store, matrix[3])
+    saved = first._vectors.saved_index
+    del first
+    store.embeddings.vector_cache("m", shortlist_pipeline(), DIM).rebuild()  # new cache files: other row numbers
+    assert not saved.exists()
+    second, found = searched(store, matrix[3])
+    assert not second.shortlist.loaded and found[0] == ids[3]
+
+
+def shortlist_pipeline():
+    from engine.vectors import PIPELINE_VERSION
+
+    return PIPELINE_VERSION

@@ -429,6 +429,11 @@ class VectorCache:
     def _file(self, generation: str, suffix: str) -> Path:
         return self.directory / f"{self.key}.{generation}.{suffix}"
 
+    def approximate_index_path(self, cached: CachedVectors) -> Path | None:
+        """Where the approximate index over ``cached``'s rows is kept (engine.shortlist): beside the
+        vectors it was built from, and swept with them. Appends keep it: they never move a row."""
+        return self._file(str(cached.header["data"]), "ann") if cached.header else None
+
     def _identity(self) -> dict:
         return {"format": CACHE_FORMAT, "model_id": self.model_id, "pipeline_version": self.pipeline_version,
                 "dim": self.dim, "migrations": self._db.applied_migrations()}
@@ -589,7 +594,7 @@ class VectorCache:
     def _sweep(self, header: dict) -> None:
         """Remove every file here the header does not name: older files, other models' caches,
         leftovers of a crash. On Linux a file still mapped or open elsewhere stays readable there."""
-        keep = {self.header_path.name, self._file(header["data"], "f16").name, self._file(header["data"], "f32").name}
+        keep = {self.header_path.name, *(self._file(header["data"], suffix).name for suffix in ("f16", "f32", "ann"))}
         keep |= {self._file(header["index"], f"{name}.npy").name for name in ("ids", "stamps", "keys", "order")}
         for path in self.directory.iterdir():
             if path.name not in keep and path.is_file():
