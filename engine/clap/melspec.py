@@ -50,6 +50,8 @@ class LogMel:
         if batch.ndim != 2 or batch.shape[1] != WINDOW_SAMPLES:
             raise ValueError(f"expected windows of shape (n, {WINDOW_SAMPLES}), got {batch.shape}")
         audio = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        if not bool(torch.isfinite(audio).all()):  # checked here, on the device (Embedder.checks_finite_itself)
+            raise ValueError("audio windows contain NaN or infinite samples")
         spectrum = torch.stft(audio.to(torch.float64), n_fft=self.n_fft, hop_length=self.hop, window=self._window,
                               center=True, pad_mode="reflect", onesided=True, return_complex=True)
         power = spectrum.real.square() + spectrum.imag.square()  # (b, bins, frames)

@@ -91,6 +91,7 @@ class TransformersClapEmbedder(Embedder):
         # the model: there the same features are computed on the device (engine.clap.melspec).
         self._log_mel = None if self.device == "cpu" else LogMel(self._features, fusion=self._fusion,
                                                                  device=self.device)
+        self.checks_finite_itself = self._log_mel is not None
         self.dim = int(model.config.projection_dim)
         # RoBERTa positions start after the padding index, so the usable length
         # is max_position_embeddings - pad_token_id - 1 (512 for roberta-base).

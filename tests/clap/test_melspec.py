@@ -37,9 +37,15 @@ def test_log_mel_matches_the_extractor(hard_windows, fusion):
     assert got[len(hard_windows) - 4].max() == pytest.approx(-100.0)  # silence sits on the floor, as there
 
 
-def test_log_mel_refuses_other_shapes():
+def test_log_mel_refuses_other_shapes_and_samples_that_are_not_finite():
+    log_mel = LogMel(ClapFeatureExtractor(), fusion=False, device="cpu")
     with pytest.raises(ValueError, match="480000"):
-        LogMel(ClapFeatureExtractor(), fusion=False, device="cpu")(np.zeros((2, 1000), dtype=np.float32))
+        log_mel(np.zeros((2, 1000), dtype=np.float32))
+    for bad in (np.nan, np.inf, -np.inf):
+        windows = np.zeros((2, 480_000), dtype=np.float32)
+        windows[1, 123_456] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            log_mel(windows)
 
 
 @pytest.mark.parametrize("fusion", [False, True])
@@ -52,5 +58,10 @@ def test_embeddings_through_the_device_features_match_the_extractor(tmp_path, ti
     assert embedder._log_mel is None  # on a CPU the extractor runs, as it always has
     expected = embedder.embed_audio(hard_windows)
     embedder._log_mel = LogMel(embedder._features, fusion=fusion, device="cpu")  # what a CUDA model runs
+    embedder.checks_finite_itself = True
     got = embedder.embed_audio(hard_windows)
     assert np.sum(got * expected, axis=1).min() >= 1 - 1e-6
+    broken = hard_windows[:3].copy()
+    broken[2, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):  # still refused, by the device's own check
+        embedder.embed_audio(broken)
