@@ -20,7 +20,8 @@ rewritten after each stage, so a run cut short still returns what it measured. R
 Usage:
 
     python bench/bench_gpu.py --out gpu.json [--model-dir DIR] [--windows 1024]
-        [--batches 16,32,64,128,256] [--files 240] [--seconds 30] [--deadline-s 420]
+        [--batches 16,32,64,128,256] [--files 240] [--seconds 30] [--deadline-s 360]
+        [--stages features,model,agreement,prompts,ingest]
 """
 
 from __future__ import annotations
@@ -297,7 +298,10 @@ def main() -> None:
     parser.add_argument("--batch-files", type=int, default=32)
     parser.add_argument("--shard-files", type=int, default=64)
     parser.add_argument("--deadline-s", type=float, default=360)
+    parser.add_argument("--stages", default="features,model,agreement,prompts,ingest",
+                        help="which stages to run (comma-separated)")
     args = parser.parse_args()
+    stages = set(args.stages.split(","))
     args.batch_sizes = [int(b) for b in args.batches.split(",")]
     report = Report(args.out, args.deadline_s)
     args.left_s = report.left_s
@@ -309,16 +313,19 @@ def main() -> None:
             args.model_dir = args.model_dir or tmp / "model"
             report.stage("model_build", build_full_size, args.model_dir)
         windows = windows_of_music(args.windows)
-        report.stage("features", features_stage, args, windows)
-        report.stage("model", model_stage, args, windows)
-        report.stage("agreement", agreement_stage, args, windows, need_s=60)
-        report.stage("prompts", prompt_stage, args, need_s=30)
-        best = report.data.get("model", {}).get("bfloat16", {}).get("best_batch", max(args.batch_sizes))
-        folder = tmp / "takes"
-        audio_s = write_folder(folder, args.files, args.seconds)
-        report.data["ingest_folder"] = {"files": args.files, "audio_s": round(audio_s)}
-        report.stage("ingest_ray", ingest_stage, args, "ray", folder, audio_s, best, tmp, need_s=90)
-        report.stage("ingest_local", ingest_stage, args, "local", folder, audio_s, best, tmp, need_s=90)
+        for name, stage, need_s in (("features", features_stage, 0), ("model", model_stage, 0),
+                                    ("agreement", agreement_stage, 60)):
+            if name in stages:
+                report.stage(name, stage, args, windows, need_s=need_s)
+        if "prompts" in stages:
+            report.stage("prompts", prompt_stage, args, need_s=30)
+        if "ingest" in stages:
+            best = report.data.get("model", {}).get("bfloat16", {}).get("best_batch", max(args.batch_sizes))
+            folder = tmp / "takes"
+            audio_s = write_folder(folder, args.files, args.seconds)
+            report.data["ingest_folder"] = {"files": args.files, "audio_s": round(audio_s)}
+            report.stage("ingest_ray", ingest_stage, args, "ray", folder, audio_s, best, tmp, need_s=90)
+            report.stage("ingest_local", ingest_stage, args, "local", folder, audio_s, best, tmp, need_s=90)
     print(json.dumps(report.data, indent=2, default=str))
 
 
