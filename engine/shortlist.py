@@ -20,7 +20,8 @@ A build over the rows of the vector cache files alone is saved beside them
 seconds instead of building it again (50-90 s at 1M rows on 2 cores). The
 saved index is used only for the same cache files; rows alive now that it does
 not hold (a missing track found again) are added to it, and it is checked like
-a new build before use.
+a new build before use. A build that was refused is remembered the same way, so
+an unstructured library does not pay for a refused build at every start.
 
 Each build is checked before it is used: ``engine.ann.calibrate`` measures its
 recall on probe queries against the exact scan and widens the cells scanned
@@ -33,6 +34,7 @@ reason in ``failed``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 
@@ -113,6 +115,9 @@ class Shortlist:
 
         try:
             index = _saved_index(saved, matrix, live, rows)
+            if isinstance(index, float):  # an earlier start refused a build over these rows: not again
+                self._refuse(index, owner, earlier=True)
+                return
             loaded = index is not None
             if index is None:
                 index = ApproximateIndex.build(matrix, rows=live, seed=self._seed)
@@ -125,12 +130,11 @@ class Shortlist:
         if recall < RECALL_TARGET:
             if loaded:  # the next process builds afresh rather than load a refused index again
                 saved.unlink(missing_ok=True)
+            elif keep_as is not None:  # nor builds again what was refused for these rows (47-90 s at 1M)
+                _save_refusal(keep_as, recall, rows)
             log.info("approximate index found %.0f%% of the exact top 10 (needs %.0f%%); searches stay exact",
                      100 * recall, 100 * RECALL_TARGET)
-            with self._lock:
-                self.recall, self._failed_owner = recall, owner
-                self.failed = (f"recall@10 {recall:.2f} on probe queries, under {RECALL_TARGET}: these vectors "
-                               "have too little structure for the approximate index")
+            self._refuse(recall, owner, earlier=False)
             return
         if keep_as is not None and not loaded:
             _save(index, keep_as)
@@ -138,20 +142,32 @@ class Shortlist:
             self._index, self._rows, self._owner, self.failed, self.recall = index, index.span, owner, None, recall
             self.loaded = loaded
 
+    def _refuse(self, recall: float, owner, *, earlier: bool) -> None:
+        with self._lock:
+            self.recall, self._failed_owner = recall, owner
+            self.failed = (f"recall@10 {recall:.2f} on probe queries, under {RECALL_TARGET}: these vectors "
+                           "have too little structure for the approximate index"
+                           + (" (measured at an earlier start)" if earlier else ""))
+
 
 def _saved_index(path, matrix: np.ndarray, live: np.ndarray, rows: int):
-    """The index saved for these cache files, with the live rows it lacks added, or None: none
-    saved, unreadable, another width, or so far behind the rows that a new build is due anyway."""
+    """What an earlier start kept for these cache files: its index, with the live rows it lacks
+    added; or the recall of a build it refused (a float); or None: nothing kept, unreadable, another
+    width, or so far behind the rows that a new build is due anyway."""
     from engine.ann import ApproximateIndex
 
     if path is None or not path.exists():
         return None
     try:
+        with np.load(path) as stored:  # reads only the members asked for
+            if "refused_recall" in stored.files:
+                span, recall = int(stored["rows"][0]), float(stored["refused_recall"][0])
+                return recall if _current(span, rows) else None
         index = ApproximateIndex.load(path)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: build a new one
         log.warning("not using the saved approximate index %s (%s: %s)", path, type(exc).__name__, exc)
         return None
-    if index.dim != matrix.shape[1] or index.span > rows or rows - index.span > REBUILD_SHARE * index.span:
+    if index.dim != matrix.shape[1] or not _current(index.span, rows):
         return None
     lacking = index.absent(live[live < index.span])  # dead when it was built, alive now (found again)
     if lacking.size:
@@ -159,8 +175,25 @@ def _saved_index(path, matrix: np.ndarray, live: np.ndarray, rows: int):
     return index
 
 
+def _current(span: int, rows: int) -> bool:
+    """Whether what was kept for ``span`` rows still answers for ``rows``: at most REBUILD_SHARE more."""
+    return span <= rows and rows - span <= REBUILD_SHARE * span
+
+
 def _save(index, path) -> None:
     try:
         index.save(path)
     except OSError as exc:  # a read-only or full disk: the next process builds again
         log.warning("could not keep the approximate index in %s (%s)", path, exc)
+
+
+def _save_refusal(path, recall: float, rows: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as handle:  # a file object: np.savez must not append ".npz"
+            np.savez(handle, refused_recall=np.array([recall]), rows=np.array([rows], dtype=np.int64))
+        os.replace(partial, path)
+    except OSError as exc:
+        log.warning("could not keep the approximate index's refusal in %s (%s)", path, exc)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -117,20 +117,26 @@ def test_vectors_without_structure_keep_the_exact_scan(monkeypatch):
 STORED_ROWS = 2400
 
 
-@pytest.fixture
-def stored(tmp_path, monkeypatch):
-    """A store on disk with clustered vectors, the size threshold lowered; (store, ids, matrix)."""
+def store_of(directory, matrix: np.ndarray):
+    """A store on disk holding ``matrix``'s rows as tracks; (store, ids)."""
     from engine.store import EmbeddingWrite, Store
     from engine.vectors import PIPELINE_VERSION
     from tests.store.helpers import add, record
 
-    monkeypatch.setattr(shortlist, "MIN_ROWS", 500)
-    store = Store(tmp_path / "data")
-    matrix = clustered(np.random.default_rng(4), STORED_ROWS)
-    ids = [f"{i:064x}" for i in range(STORED_ROWS)]
+    store = Store(directory)
+    ids = [f"{i:064x}" for i in range(len(matrix))]
     for i, (track_id, vector) in enumerate(zip(ids, matrix)):
         add(store, record(track_id, filename=f"t{i}.wav", path=f"/music/t{i}.wav"))
         store.embeddings.save(track_id, EmbeddingWrite("m", PIPELINE_VERSION, vector, vector[None, :], [0.0], [1.0]))
+    return store, ids
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """A store on disk with clustered vectors, the size threshold lowered; (store, ids, matrix)."""
+    monkeypatch.setattr(shortlist, "MIN_ROWS", 500)
+    matrix = clustered(np.random.default_rng(4), STORED_ROWS)
+    store, ids = store_of(tmp_path / "data", matrix)
     yield store, ids, matrix
     store.close()
 
@@ -244,3 +250,27 @@ def shortlist_pipeline():
     from engine.vectors import PIPELINE_VERSION
 
     return PIPELINE_VERSION
+
+
+def test_a_refused_build_is_not_built_again_at_the_next_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(shortlist, "MIN_ROWS", 500)
+    rng = np.random.default_rng(8)
+    matrix = rng.standard_normal((STORED_ROWS, DIM)).astype(np.float32)  # uniform: no structure
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    store, ids = store_of(tmp_path / "data", matrix)
+    try:
+        first = VectorIndex(store, "m", DIM)
+        first.top(matrix[0], filters=Filters(), limit=10, min_score=None)
+        first.shortlist.wait(120)
+        assert first.shortlist._index is None and "too little structure" in first.shortlist.failed
+        assert first._vectors.saved_index.exists()
+        refuse_builds(monkeypatch)
+        second = VectorIndex(store, "m", DIM)
+        for row in (0, 1, 2):
+            got = second.top(matrix[row], filters=Filters(), limit=10, min_score=None)
+            second.shortlist.wait(120)
+            scores = matrix @ matrix[row]
+            assert [i for i, _ in got] == [ids[i] for i in np.argsort(-scores, kind="stable")[:10]]  # exact
+        assert second.shortlist._index is None and "earlier start" in second.shortlist.failed
+    finally:
+        store.close()
