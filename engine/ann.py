@@ -304,16 +304,7 @@ class ApproximateIndex:
         faiss = _faiss()
         blob = faiss.serialize_index(self._index)
         meta = np.array([self.dim, self.nprobe, self.trained_rows, self.added_rows], dtype=np.int64)
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        try:
-            with open(partial, "wb") as handle:  # a file object: np.savez must not append ".npz"
-                np.savez(handle, index=blob, meta=meta, present=self._present)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_arrays(path, index=blob, meta=meta, present=self._present)
 
     @classmethod
     def load(cls, path: str | Path) -> ApproximateIndex:
@@ -324,6 +315,21 @@ class ApproximateIndex:
             loaded = cls(index, dim=dim, nprobe=nprobe, trained_rows=trained_rows, present=stored["present"].copy())
         loaded.added_rows = added_rows
         return loaded
+
+
+def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` as one .npz: first to a temporary file flushed to disk, then
+    renamed, so ``path`` holds all of them or none (what was there before stays until the rename)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as handle:  # a file object: np.savez must not append ".npz"
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # Recall@10 an index must reach on probe queries (``calibrate``) before its candidates are used; below

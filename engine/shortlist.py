@@ -34,7 +34,6 @@ reason in ``failed``.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 
@@ -104,7 +103,7 @@ class Shortlist:
             live = np.flatnonzero(vectors.alive[:rows])
             owner = weakref.ref(vectors)
             # Only an index over the cache files' rows alone is kept: in-memory rows differ by process.
-            saved = getattr(vectors, "saved_index", None)
+            saved = vectors.saved_index
             keep_as = saved if saved is not None and rows == vectors.base_rows else None
             self._thread = threading.Thread(target=self._build, args=(owner, matrix, live, rows, saved, keep_as),
                                             name="shortlist-build", daemon=True)
@@ -131,13 +130,13 @@ class Shortlist:
             if loaded:  # the next process builds afresh rather than load a refused index again
                 saved.unlink(missing_ok=True)
             elif keep_as is not None:  # nor builds again what was refused for these rows (47-90 s at 1M)
-                _save_refusal(keep_as, recall, rows)
+                _keep(keep_as, refused_recall=np.array([recall]), rows=np.array([rows], dtype=np.int64))
             log.info("approximate index found %.0f%% of the exact top 10 (needs %.0f%%); searches stay exact",
                      100 * recall, 100 * RECALL_TARGET)
             self._refuse(recall, owner, earlier=False)
             return
         if keep_as is not None and not loaded:
-            _save(index, keep_as)
+            _keep(keep_as, index=index)
         with self._lock:
             self._index, self._rows, self._owner, self.failed, self.recall = index, index.span, owner, None, recall
             self.loaded = loaded
@@ -180,20 +179,15 @@ def _current(span: int, rows: int) -> bool:
     return span <= rows and rows - span <= REBUILD_SHARE * span
 
 
-def _save(index, path) -> None:
-    try:
-        index.save(path)
-    except OSError as exc:  # a read-only or full disk: the next process builds again
-        log.warning("could not keep the approximate index in %s (%s)", path, exc)
+def _keep(path, index=None, **refusal) -> None:
+    """Keep a built index, or a refusal's arrays, at ``path`` for the next start; a read-only or full
+    disk only means the next start builds again."""
+    from engine.ann import write_arrays
 
-
-def _save_refusal(path, recall: float, rows: int) -> None:
-    partial = path.with_name(path.name + ".partial")
     try:
-        with open(partial, "wb") as handle:  # a file object: np.savez must not append ".npz"
-            np.savez(handle, refused_recall=np.array([recall]), rows=np.array([rows], dtype=np.int64))
-        os.replace(partial, path)
+        if index is not None:
+            index.save(path)
+        else:
+            write_arrays(path, **refusal)
     except OSError as exc:
-        log.warning("could not keep the approximate index's refusal in %s (%s)", path, exc)
-    finally:
-        partial.unlink(missing_ok=True)
+        log.warning("could not keep the approximate index in %s (%s)", path, exc)

@@ -8,7 +8,9 @@ pytest.importorskip("faiss")
 
 from engine import shortlist  # noqa: E402
 from engine.search import VectorIndex  # noqa: E402
-from engine.store import Filters  # noqa: E402
+from engine.store import EmbeddingWrite, Filters, Store  # noqa: E402
+from engine.vectors import PIPELINE_VERSION  # noqa: E402
+from tests.store.helpers import add, record  # noqa: E402
 from tests.test_search import _vectors_of  # noqa: E402
 
 ROWS, DIM = 6000, 32
@@ -119,10 +121,6 @@ STORED_ROWS = 2400
 
 def store_of(directory, matrix: np.ndarray):
     """A store on disk holding ``matrix``'s rows as tracks; (store, ids)."""
-    from engine.store import EmbeddingWrite, Store
-    from engine.vectors import PIPELINE_VERSION
-    from tests.store.helpers import add, record
-
     store = Store(directory)
     ids = [f"{i:064x}" for i in range(len(matrix))]
     for i, (track_id, vector) in enumerate(zip(ids, matrix)):
@@ -208,10 +206,6 @@ def test_a_track_found_again_is_added_to_the_kept_index(stored, monkeypatch):
 
 
 def test_the_kept_index_outlives_rows_appended_to_the_cache(stored, monkeypatch):
-    from engine.store import EmbeddingWrite
-    from engine.vectors import PIPELINE_VERSION
-    from tests.store.helpers import add, record
-
     store, ids, matrix = stored
     first, _ = searched(store, matrix[5])
     del first
@@ -240,16 +234,10 @@ def test_the_kept_index_goes_with_the_cache_files_it_was_built_from(stored):
     first, _ = searched(store, matrix[3])
     saved = first._vectors.saved_index
     del first
-    store.embeddings.vector_cache("m", shortlist_pipeline(), DIM).rebuild()  # new cache files: other row numbers
+    store.embeddings.vector_cache("m", PIPELINE_VERSION, DIM).rebuild()  # new cache files: other row numbers
     assert not saved.exists()
     second, found = searched(store, matrix[3])
     assert not second.shortlist.loaded and found[0] == ids[3]
-
-
-def shortlist_pipeline():
-    from engine.vectors import PIPELINE_VERSION
-
-    return PIPELINE_VERSION
 
 
 def test_a_refused_build_is_not_built_again_at_the_next_start(tmp_path, monkeypatch):
