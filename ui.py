@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -248,25 +249,67 @@ def require_login(*, from_app: bool = False) -> None:
 
 def shared() -> bool:
     """Whether the dashboard is shared: a login is configured (password or OIDC), or the server
-    listens on an address other than loopback. The API then answers only /health (engine.api.guard)."""
+    listens on an address other than loopback. The API then answers only /health (engine.api.guard).
+
+    Asked by the server for every API request, so the server's options (its address, where its
+    secrets live), fixed while it runs, are read once: Streamlit's config costs 44 us a look."""
+    try:
+        password = settings().auth_password_hash
+    except EngineError:  # a broken .env: treat as shared, the safe side
+        return True
+    return bool(password) or _oidc_configured() or not _listening_on_loopback()
+
+
+@functools.cache
+def _listening_on_loopback() -> bool:
     from streamlit import config
 
     from engine.api.guard import LOOPBACK_NAMES
 
     address = config.get_option("server.address")
-    local = address is not None and address.strip("[]") in LOOPBACK_NAMES
-    try:
-        password = settings().auth_password_hash
-    except EngineError:  # a broken .env: treat as shared, the safe side
-        return True
-    return bool(password) or _oidc_configured() or not local
+    return address is not None and address.strip("[]") in LOOPBACK_NAMES
+
+
+# (the secrets object, its files' stamps) when the last look found no secrets at all.
+_no_secrets: tuple[object, tuple] | None = None
 
 
 def _oidc_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all
+    """Whether an OIDC login is configured (an ``[auth]`` section in the secrets).
+
+    Streamlit keeps secrets it has read, but with no secrets file it looks for the files again
+    and raises at every look (0.4 ms an API request, measured in the server), so that answer is
+    kept until a secrets file appears or the secrets object is replaced."""
+    global _no_secrets
+    secrets = st.secrets
+    stamps = _secrets_stamps()
+    if _no_secrets is not None and _no_secrets[0] is secrets and _no_secrets[1] == stamps:
         return False
+    try:
+        return "auth" in secrets
+    except Exception:  # no secrets file at all
+        _no_secrets = (secrets, stamps)
+        return False
+
+
+def _secrets_stamps() -> tuple:
+    """(path, modification time, size) of each place Streamlit reads secrets from; None where absent."""
+    stamps = []
+    for path in _secrets_places():
+        try:
+            info = os.stat(path)
+        except OSError:
+            stamps.append((path, None))
+        else:
+            stamps.append((path, info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
+
+
+@functools.cache
+def _secrets_places() -> tuple[str, ...]:
+    from streamlit import config
+
+    return tuple(config.get_option("secrets.files") or ())
 
 
 def show_error(error: EngineError) -> None:

@@ -30,3 +30,30 @@ def test_connections_accepted_from_a_socket_bound_as_streamlit_binds_it_send_sma
             await server.wait_closed()
 
     assert asyncio.run(accept_one()) != 0
+
+
+def test_no_secrets_is_remembered_until_a_secrets_file_with_a_login_appears(tmp_path, monkeypatch):
+    """The API asks whether an OIDC login is configured at every request: a miss is not looked up
+    again, but a secrets file written while the server runs is seen at the next request."""
+    import streamlit as st
+    from streamlit import config
+
+    import ui
+
+    secrets_file = tmp_path / "secrets.toml"
+    monkeypatch.setattr(ui, "_no_secrets", None)
+    before = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(secrets_file)])
+    ui._secrets_places.cache_clear()  # read once per server; here the test's
+    looks = []
+    parse = type(st.secrets)._parse
+    monkeypatch.setattr(type(st.secrets), "_parse", lambda self: looks.append(1) or parse(self))
+    try:
+        assert not ui._oidc_configured()
+        assert not ui._oidc_configured() and len(looks) == 1
+        secrets_file.write_text('[auth]\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\n')
+        assert ui._oidc_configured()
+    finally:
+        config.set_option("secrets.files", before)
+        ui._secrets_places.cache_clear()
+        st.secrets._reset()
