@@ -22,6 +22,9 @@ from engine.errors import EngineError
 from engine.ingest import collect_files
 from engine.store import MergedShard, Source, Store
 
+# Write-ahead log a merge lets grow before DuckDB checkpoints (engine.store.Database.checkpoints_deferred).
+MERGE_CHECKPOINT_THRESHOLD = "1GB"
+
 __all__ = ["ClusterOptions", "ClusterSummary", "MergeSummary", "import_ray", "ingest_on_ray", "merge_folder"]
 
 
@@ -45,16 +48,17 @@ def merge_folder(store: Store, folder: Path, *, on_shard: Callable[[MergedShard]
     """Merge every shard in ``folder`` not merged before, each in its own transaction; a shard that
     cannot be read is reported and skipped."""
     summary = MergeSummary()
-    for path in shard_files(folder):
-        try:
-            table = read_shard(path)
-        except EngineError as exc:
-            summary.damaged.append((path.name, f"{exc} {exc.hint or ''}".strip()))
-            continue
-        merged = store.shards.merge(path, table)
-        summary.shards.append(merged)
-        if on_shard is not None:
-            on_shard(merged)
+    with store.db.checkpoints_deferred(MERGE_CHECKPOINT_THRESHOLD):
+        for path in shard_files(folder):
+            try:
+                table = read_shard(path)
+            except EngineError as exc:
+                summary.damaged.append((path.name, f"{exc} {exc.hint or ''}".strip()))
+                continue
+            merged = store.shards.merge(path, table)
+            summary.shards.append(merged)
+            if on_shard is not None:
+                on_shard(merged)
     return summary
 
 

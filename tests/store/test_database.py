@@ -124,3 +124,31 @@ def test_duckdb_errors_are_wrapped(tmp_path):
         store.db.records("run a broken query", "SELECT * FROM no_such_table")
     assert isinstance(info.value.__cause__, duckdb.Error)
     assert info.value.message.startswith("could not run a broken query")
+
+
+def test_bulk_writes_put_checkpoints_off_and_checkpoint_once_at_the_end(tmp_path):
+    """A shard merge's transactions (7 MB of log each here) stay in the write-ahead log past
+    DuckDB's 16 MB threshold, are checkpointed when the bulk writes end, and the threshold is put
+    back; with it back, the log is checkpointed past 16 MB again."""
+    store = Store(tmp_path)
+    log = tmp_path / "traum.duckdb.wal"
+
+    def threshold() -> str:
+        return store.db.rows("read the setting", "SELECT current_setting('checkpoint_threshold')")[0][0]
+
+    def write(batch: int) -> int:
+        with store.db.transaction("write a batch") as conn:  # under a row group: it goes through the log
+            conn.execute("INSERT INTO bulk SELECT i, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) FROM range(?, ?) r(i)",
+                         [batch * 100_000, (batch + 1) * 100_000])
+        return log.stat().st_size if log.exists() else 0
+
+    with store.db.transaction("make a table") as conn:
+        conn.execute("CREATE TABLE bulk (i BIGINT, s VARCHAR)")
+    before = threshold()
+    with store.db.checkpoints_deferred("1GB"):
+        sizes = [write(batch) for batch in range(4)]
+        assert sizes == sorted(sizes) and sizes[-1] > 20 * 2**20  # no checkpoint in between
+    assert not log.exists() or log.stat().st_size < 2**20
+    assert threshold() == before
+    assert min(write(batch) for batch in range(4, 8)) < 2**20  # checkpointed past 16 MB as before
+    assert store.db.rows("count", "SELECT count(*) FROM bulk")[0][0] == 800_000
