@@ -44,6 +44,7 @@ from engine.store.waveforms import write_waveform
 log = logging.getLogger(__name__)
 
 RECENT_TRACKS = 4096  # tracks kept in memory for searches' hits: about 10 MB, a few hundred pages
+RECENT_COUNTS = 64  # counts by filters kept until the next write
 
 
 # A key's place on the Camelot wheel (1A, 1B, 2A, ... 12B: neighbours mix), as SQL; NULL without a
@@ -89,6 +90,9 @@ class Tracks:
         self._sources = sources
         self._curation = curation
         self._recent = Recent(db, size=RECENT_TRACKS)  # a search's hits, read again by the next rerun or page
+        # Counts asked again before anything changes: the library's size at every /health (each
+        # command sent through the server asks it first) and every page view; 36 ms at 100k tracks.
+        self._counts = Recent(db, size=RECENT_COUNTS)
 
     # -- writing --------------------------------------------------------------
 
@@ -256,8 +260,14 @@ class Tracks:
         return self._located(rows)
 
     def count(self, filters: Filters = Filters(), *, name: str | None = None, missing: bool = False) -> int:
+        key = (filters, name, missing)
+        found, writes = self._counts.take([key])
+        if key in found:
+            return found[key]
         where, params = _where(filters, name, missing)
-        return self._db.rows("count tracks", f"SELECT count(*) {_from(where)} WHERE {where}", params)[0][0]
+        count = self._db.rows("count tracks", f"SELECT count(*) {_from(where)} WHERE {where}", params)[0][0]
+        self._counts.keep({key: count}, writes)
+        return count
 
     def within(self, filters: Filters, column: str) -> tuple[str, list]:
         """SQL (and its parameters) keeping rows whose ``column`` is the id of a present track

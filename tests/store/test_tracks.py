@@ -70,3 +70,21 @@ def test_id_prefixes_resolve_like_git(tmp_path):
         store.tracks.resolve_id("abc12")
     with pytest.raises(NotFoundError, match="no track"):
         store.tracks.resolve_id("ffffff")
+
+
+def test_counts_are_kept_until_the_next_write(tmp_path, monkeypatch):
+    """The library's size is asked at every /health and page view: a count is read once, and any
+    write (a track added, one gone missing or deleted) is counted again."""
+    store = Store(tmp_path)
+    add(store, record("a" * 64))
+    reads = []
+    rows = store.db.rows
+    monkeypatch.setattr(store.db, "rows", lambda action, *args: reads.append(action) or rows(action, *args))
+    assert store.tracks.count() == 1 and store.tracks.count() == 1
+    assert reads.count("count tracks") == 1
+    add(store, record("b" * 64, path="/music/snare.wav"))
+    assert store.tracks.count() == 2
+    store.tracks.set_location("a" * 64, path="/music/kick.wav", missing=True)
+    assert (store.tracks.count(), store.tracks.count(missing=True)) == (1, 1)
+    store.tracks.delete("b" * 64)
+    assert store.tracks.count() == 0
