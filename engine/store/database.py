@@ -153,8 +153,9 @@ class Database:
         ("1GB") of write-ahead log, then one checkpoint at the end.
 
         DuckDB checkpoints at every 16 MB of log by default, so a merge rewrote the file's changed
-        blocks after every shard (28 MB of vectors each): 9.8 s for 20,000 tracks, 6.8 s with a
-        1 GB threshold, the last checkpoint included (docs/BENCHMARKS.md, "Merge"). Each shard is
+        blocks after every shard (28 MB of vectors each), more of them as the library grew: 126 s
+        for 100,000 tracks, 40 s with a 1 GB threshold, the last checkpoint included
+        (docs/BENCHMARKS.md, "Merge"). Each shard is
         still its own committed transaction, so a crash keeps the shards merged before it (the log
         is replayed at the next open)."""
         with self.lock, self.errors("prepare a bulk write"):
