@@ -104,6 +104,19 @@ def _cli(*args, env=None):
                           env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})), timeout=120)
 
 
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(tmp_path):
+    """``list --json | head``: the reader closes the pipe before the command has written everything."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # here before anything is written
+    process = subprocess.Popen([sys.executable, "-m", "engine", "list", "--json"], cwd=REPO, stdout=write_end,
+                               stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO), TRAUM_DATA_DIR=str(tmp_path / "data")))
+    os.close(write_end)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert process.returncode == 1
+
+
 def test_errors_exit_cleanly_without_traceback(tmp_path):
     env = {"TRAUM_DATA_DIR": str(tmp_path / "data")}
     usage = _cli("list", "--limit", "many", env=env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,3 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted. Run the same command again to finish.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output went away (``list --json | head``): nothing of ours failed, and
+        # Python's own flush of stdout at exit must not fail again (the recipe of Python's docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
