@@ -51,7 +51,7 @@ def library():
     # runtime that App starts.
     import ui
 
-    return ui.library()
+    return ui.held_library()
 
 
 def shared() -> bool:

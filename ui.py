@@ -54,14 +54,43 @@ _warm_ups: dict[int, threading.Timer] = {}  # id(library) -> its warm-up, until 
 PRELOAD_DELAY_MS = 500  # after Home is drawn
 
 
-@st.cache_resource(show_spinner=False)
+# What the two process-wide resources below hold now, for the server's API, which asks for both at
+# every request: a cache_resource hit hashes the call and replays its messages, 20-60 us each (measured
+# in the server). Set when a value is made, dropped when the cache lets go of it (a clear releases).
+_held: dict[str, object] = {}
+
+
+def _hold(name: str, value):
+    _held[name] = value
+    return value
+
+
+def _let_go(name: str, value) -> None:
+    if _held.get(name) is value:
+        del _held[name]
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda value: _let_go("settings", value))
 def settings() -> Settings:
-    return load_settings()
+    return _hold("settings", load_settings())
+
+
+def held_settings() -> Settings:
+    """``settings()`` without the cache's per-call cost once it is made."""
+    held = _held.get("settings")
+    return held if held is not None else settings()
+
+
+def held_library() -> Library:
+    """``library()`` without the cache's per-call cost once it is made (the server's API)."""
+    held = _held.get("library")
+    return held if held is not None else library()
 
 
 def _release(lib: Library) -> None:
     """When the cached library is dropped (tests, a settings reload): no warm-up starts any more,
     the watcher stops and the file is closed."""
+    _let_go("library", lib)
     timer = _warm_ups.pop(id(lib), None)
     if timer is not None:
         timer.cancel()
@@ -78,7 +107,7 @@ def library() -> Library:
     warm.name, warm.daemon = "clap-warm-up", True
     _warm_ups[id(lib)] = warm
     warm.start()
-    return lib
+    return _hold("library", lib)
 
 
 def _warm_model(lib: Library) -> None:
@@ -254,7 +283,7 @@ def shared() -> bool:
     Asked by the server for every API request, so the server's options (its address, where its
     secrets live), fixed while it runs, are read once: Streamlit's config costs 44 us a look."""
     try:
-        password = settings().auth_password_hash
+        password = held_settings().auth_password_hash
     except EngineError:  # a broken .env: treat as shared, the safe side
         return True
     return bool(password) or _oidc_configured() or not _listening_on_loopback()

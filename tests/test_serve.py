@@ -57,3 +57,32 @@ def test_no_secrets_is_remembered_until_a_secrets_file_with_a_login_appears(tmp_
         config.set_option("secrets.files", before)
         ui._secrets_places.cache_clear()
         st.secrets._reset()
+
+
+def test_the_api_looks_up_the_dashboards_library_and_settings_and_never_keeps_ones_let_go(
+        tmp_path, monkeypatch, tiny_clap_dir):
+    """The server's API asks for the library and the settings at every request, past Streamlit's
+    cache (ui.held_library, ui.held_settings); what the cache lets go of (a clear closes the library)
+    is never handed out again."""
+    import ui
+
+    monkeypatch.setenv("TRAUM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRAUM_CLAP_MODEL", str(tiny_clap_dir))
+    monkeypatch.setenv("TRAUM_MAX_FILE_SIZE_MB", "7")
+    ui.settings.clear()
+    ui.library.clear()
+    try:
+        first = ui.held_library()
+        assert first is ui.library() and ui.held_library() is first
+        assert ui.held_settings() is ui.settings() and ui.held_settings().max_file_size_mb == 7
+
+        monkeypatch.setenv("TRAUM_MAX_FILE_SIZE_MB", "9")
+        ui.settings.clear()
+        assert ui.held_settings().max_file_size_mb == 9
+        ui.library.clear()
+        second = ui.held_library()
+        assert second is not first and second is ui.library() and second.settings.max_file_size_mb == 9
+        assert second.stats()["tracks"] == 0  # open, where the first one was closed by the clear
+    finally:
+        ui.settings.clear()
+        ui.library.clear()
