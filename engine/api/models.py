@@ -138,13 +138,14 @@ class SearchFilters(BaseModel):
     max_duration: float | None = Field(None, ge=0)
     min_tempo: float | None = Field(None, ge=0)
     max_tempo: float | None = Field(None, ge=0)
-    formats: list[str] = []
-    kinds: list[KindName] = []
+    # Arrays in JSON; tuples here, whose empty defaults pydantic need not deep-copy at every request.
+    formats: tuple[str, ...] = ()
+    kinds: tuple[KindName, ...] = ()
     key: KeyText | None = None
     compatible_with: KeyWithMode | None = None
-    categories: list[CategoryName] = []
+    categories: tuple[CategoryName, ...] = ()
     favourite: bool = False  # only favourites
-    tags: list[TagText] = []  # tracks with every one of them
+    tags: tuple[TagText, ...] = ()  # tracks with every one of them
     collection: CollectionText | None = None  # only this collection's tracks
 
 

@@ -35,9 +35,9 @@ async def answer(search: Callable[[], list[Hit]]) -> Response:
 async def search_text(library: LibraryDep, body: TextSearch):
     """Tracks that sound like the ``query`` ("punchy 808 kick"), with the library's filters."""
     filters = Filters(min_duration=body.min_duration, max_duration=body.max_duration, min_tempo=body.min_tempo,
-                      max_tempo=body.max_tempo, formats=tuple(body.formats), kinds=tuple(body.kinds), key=body.key,
-                      compatible_with=body.compatible_with, categories=tuple(body.categories),
-                      favourite=body.favourite, tags=tuple(body.tags), collection=body.collection)
+                      max_tempo=body.max_tempo, formats=body.formats, kinds=body.kinds, key=body.key,
+                      compatible_with=body.compatible_with, categories=body.categories,
+                      favourite=body.favourite, tags=body.tags, collection=body.collection)
     return await answer(lambda: library.search_text(body.query, filters=filters, limit=body.limit,
                                                     min_score=body.min_score, segments=body.segments))
 
