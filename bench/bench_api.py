@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import statistics
 import sys
@@ -107,6 +108,38 @@ def in_process(settings, repeats: int) -> dict:
             library.search_text(f"{PROMPTS[i % len(PROMPTS)]} number {i}")
             distinct.append(time.perf_counter() - started)
     return {"repeated_prompt": percentiles(repeated), "distinct_prompts": percentiles(distinct)}
+
+
+def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
+    """The same search in-process (on a copy of the server's library, made before the server started)
+    and through the API, in alternating blocks of ``block`` requests while the server runs: a drift of
+    the machine (the in-process p50 moves by 3 ms between runs on machine B) then hits both sides alike,
+    where ``in_process`` and ``through_api`` measure minutes apart. Blocks, not single requests in turn:
+    a process searching right after its own last search finds its threads awake and runs faster than one
+    that waited through the other's (3 ms either way at 100k tracks), which would time the order."""
+    from engine.library import Library
+
+    with Library(settings) as library:
+        library.prepare_search()
+        library.search_text(PROMPTS[0])
+        library._index.shortlist.wait()
+        kept = KeptConnection(api)
+        kept.post_json("/search/text", {"query": PROMPTS[0]})
+        here, new, kept_open = [], [], []
+        for _ in range(max(1, repeats // block)):
+            for _ in range(block):
+                started = time.perf_counter()
+                library.search_text(PROMPTS[0])
+                here.append(time.perf_counter() - started)
+            new.extend(post_json(f"{api}/search/text", {"query": PROMPTS[0]})[1] for _ in range(block))
+            kept_open.extend(kept.post_json("/search/text", {"query": PROMPTS[0]})[1] for _ in range(block))
+        kept.close()
+    result = {"block": block, "in_process": percentiles(here), "api_new_connection": percentiles(new),
+              "api_kept_connection": percentiles(kept_open)}
+    for side in ("new_connection", "kept_connection"):
+        result[f"api_minus_in_process_p50_ms_{side}"] = round(
+            result[f"api_{side}"]["p50_ms"] - result["in_process"]["p50_ms"], 1)
+    return result
 
 
 def through_api(api: str, repeats: int, server) -> dict:
@@ -240,6 +273,10 @@ def main() -> None:
         build_library(data_dir, args.tracks, 512, model_status(settings)["model_id"], chunk=50_000, seed=0)
         report.update(describe(data_dir, args.model_dir, args.tracks))
         report["in_process"] = in_process(settings, args.repeats)
+        # A copy for the interleaved phase: one process holds a library (a copied file keeps its vector
+        # cache, which is checked by the file's stamps).
+        shutil.copytree(data_dir, work / "copy" / "data")
+        copy_settings = settings.model_copy(update={"data_dir": work / "copy" / "data"})
         env = {"TRAUM_MAX_FILE_SIZE_MB": str(UPLOAD_MB + 10)}
         import psutil
 
@@ -256,6 +293,7 @@ def main() -> None:
             # older version measured): compare with the in-process figures once the server is idle.
             report["server_idle_after_s"] = wait_until_idle(server)
             report["through_api"] = through_api(api, args.repeats, server)
+            report["interleaved"] = interleaved(copy_settings, api, args.repeats)
             report["concurrent"] = concurrent(api)
             report["upload"] = upload(api, server.pid, work)
     for part in ("repeated_prompt", "distinct_prompts"):
