@@ -45,6 +45,25 @@ def _send_small_writes_at_once() -> None:
 
 _send_small_writes_at_once()
 
+# How often Streamlit looks at its config (and secrets) files for changes: an edit is picked up
+# within this time.
+CONFIG_POLL_S = 2.0
+
+
+def _poll_config_files_less_often() -> None:
+    """Streamlit polls its config files every 0.2 s, whatever ``server.fileWatcherType`` says, and
+    each poll wakes two threads that take the GIL: a new prompt's text forward (about 90 ms on two
+    cores) ran 2-7 ms slower beside the two config pollers than without them, and the idle server
+    woke many times a second. The polling loop reads its period at every poll, so this takes effect
+    for the watchers already running (docs/BENCHMARKS.md, "HTTP API")."""
+    from streamlit.watcher import polling_path_watcher
+
+    if hasattr(polling_path_watcher, "_POLLING_PERIOD_SECS"):
+        polling_path_watcher._POLLING_PERIOD_SECS = CONFIG_POLL_S
+
+
+_poll_config_files_less_often()
+
 
 def library():
     # Imported on the first request, not at start: ui creates Streamlit caches, which want the

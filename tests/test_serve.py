@@ -86,3 +86,24 @@ def test_the_api_looks_up_the_dashboards_library_and_settings_and_never_keeps_on
     finally:
         ui.settings.clear()
         ui.library.clear()
+
+
+def test_the_server_polls_streamlits_config_files_every_two_seconds_and_still_sees_an_edit(tmp_path):
+    """Streamlit's config pollers, which st.App starts whatever fileWatcherType says, look every
+    CONFIG_POLL_S instead of every 0.2 s (each look takes the GIL from a running search), and a
+    change to a watched file is still reported."""
+    import threading
+
+    from streamlit.watcher import polling_path_watcher
+
+    import serve
+
+    assert polling_path_watcher._POLLING_PERIOD_SECS == serve.CONFIG_POLL_S == 2.0
+    watched = tmp_path / "config.toml"
+    seen = threading.Event()
+    watcher = polling_path_watcher.PollingPathWatcher(str(watched), lambda path: seen.set(), allow_nonexistent=True)
+    try:
+        watched.write_text('[server]\nport = 8502\n')
+        assert seen.wait(timeout=3 * serve.CONFIG_POLL_S)
+    finally:
+        watcher.close()
