@@ -94,26 +94,28 @@ def runnable_threads() -> int | None:
         return None
 
 
-# How often a prompt looks at the machine's runnable threads before it takes contention as real.
-CONTENTION_LOOKS = 3
-CONTENTION_LOOK_INTERVAL_S = 0.0005
+# When a prompt looks at the machine's runnable threads: at once, then after each of these pauses
+# (seconds), until one look finds no contention. A busy process is runnable at every look.
+CONTENTION_LOOK_PAUSES_S = (0.0005, 0.0005, 0.0015)
 
 
 def contended(threads: int) -> bool:
-    """Whether more than ``threads`` threads want a core, at each of CONTENTION_LOOKS looks.
+    """Whether more than ``threads`` threads want a core at every look, over about 2.5 ms.
 
     One look is not enough: a thread that has just handed this one its work is still runnable
     for a moment (the server's event loop after passing on an API request, the client about to
     wait for the answer). In the server one look saw 3 or 4 runnable threads for 24 of 41
-    prompts on an otherwise idle machine, so most prompts ran on one thread; a busy process
-    (an import, the browser drawing) is runnable at every look. Costs 1 ms, only when contended.
+    prompts on an otherwise idle machine, so most prompts ran on one thread; three looks over
+    1 ms still saw 3 for 12-22 % of prompts (the event loop and the server's own threads winding
+    down), so a last look comes 1.5 ms later. A busy process (an import, the browser drawing) is
+    runnable at every look. Costs 0.5-2.5 ms, only while the first looks see contention.
     """
-    for look in range(CONTENTION_LOOKS):
+    for pause in (*CONTENTION_LOOK_PAUSES_S, None):
         runnable = runnable_threads()
         if runnable is None or runnable <= threads:
             return False
-        if look + 1 < CONTENTION_LOOKS:
-            time.sleep(CONTENTION_LOOK_INTERVAL_S)
+        if pause is not None:
+            time.sleep(pause)
     return True
 
 
