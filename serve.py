@@ -45,8 +45,8 @@ def _send_small_writes_at_once() -> None:
 
 _send_small_writes_at_once()
 
-# How often Streamlit looks at its config (and secrets) files for changes: an edit is picked up
-# within this time.
+# How often Streamlit looks at the files it polls (its config files, secrets files where they exist)
+# for changes: an edit is picked up within this time.
 CONFIG_POLL_S = 2.0
 
 
