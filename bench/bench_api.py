@@ -92,25 +92,29 @@ def percentiles(values: list[float]) -> dict:
             "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1), "max_ms": round(ms[-1], 1)}
 
 
+def timed_search(library, prompt: str) -> float:
+    """Seconds one ``Library.search_text`` takes."""
+    started = time.perf_counter()
+    library.search_text(prompt)
+    return time.perf_counter() - started
+
+
+def settle(library) -> None:
+    """Load the model and index and search once. The first search starts the approximate index's
+    build or load in the background (past engine.shortlist.MIN_ROWS rows): wait for it, so the
+    steady state is timed, as the server is timed once idle."""
+    library.prepare_search()
+    library.search_text(PROMPTS[0])
+    library._index.shortlist.wait()
+
+
 def in_process(settings, repeats: int) -> dict:
     from engine.library import Library
 
     with Library(settings) as library:
-        library.prepare_search()
-        library.search_text(PROMPTS[0])
-        # The first search starts the approximate index's build or load in the background (past
-        # engine.shortlist.MIN_ROWS rows): time the steady state, as the server is timed once idle.
-        library._index.shortlist.wait()
-        repeated = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            library.search_text(PROMPTS[0])
-            repeated.append(time.perf_counter() - started)
-        distinct = []
-        for i in range(repeats):
-            started = time.perf_counter()
-            library.search_text(f"{PROMPTS[i % len(PROMPTS)]} number {i}")
-            distinct.append(time.perf_counter() - started)
+        settle(library)
+        repeated = [timed_search(library, PROMPTS[0]) for _ in range(repeats)]
+        distinct = [timed_search(library, f"{PROMPTS[i % len(PROMPTS)]} number {i}") for i in range(repeats)]
     return {"repeated_prompt": percentiles(repeated), "distinct_prompts": percentiles(distinct)}
 
 
@@ -124,17 +128,12 @@ def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
     from engine.library import Library
 
     with Library(settings) as library:
-        library.prepare_search()
-        library.search_text(PROMPTS[0])
-        library._index.shortlist.wait()
+        settle(library)
         kept = KeptConnection(api)
         kept.post_json("/search/text", {"query": PROMPTS[0]})
         here, new, kept_open = [], [], []
         for _ in range(max(1, repeats // block)):
-            for _ in range(block):
-                started = time.perf_counter()
-                library.search_text(PROMPTS[0])
-                here.append(time.perf_counter() - started)
+            here.extend(timed_search(library, PROMPTS[0]) for _ in range(block))
             new.extend(post_json(f"{api}/search/text", {"query": PROMPTS[0]})[1] for _ in range(block))
             kept_open.extend(kept.post_json("/search/text", {"query": PROMPTS[0]})[1] for _ in range(block))
         kept.close()
@@ -142,10 +141,7 @@ def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
         distinct_here, distinct_api = [], []
         for round_ in range(max(1, repeats // block)):
             prompts = [f"{PROMPTS[i % len(PROMPTS)]} take {round_}.{i}" for i in range(block)]
-            for prompt in prompts:
-                started = time.perf_counter()
-                library.search_text(prompt)
-                distinct_here.append(time.perf_counter() - started)
+            distinct_here.extend(timed_search(library, prompt) for prompt in prompts)
             distinct_api.extend(post_json(f"{api}/search/text", {"query": prompt})[1] for prompt in prompts)
     result = {"block": block, "in_process": percentiles(here), "api_new_connection": percentiles(new),
               "api_kept_connection": percentiles(kept_open), "distinct_prompts_in_process": percentiles(distinct_here),
