@@ -155,9 +155,8 @@ class Database:
         DuckDB checkpoints at every 16 MB of log by default, so a merge rewrote the file's changed
         blocks after every shard (28 MB of vectors each), more of them as the library grew: 126 s
         for 100,000 tracks, 40 s with a 1 GB threshold, the last checkpoint included
-        (docs/BENCHMARKS.md, "Merge"). Each shard is
-        still its own committed transaction, so a crash keeps the shards merged before it (the log
-        is replayed at the next open)."""
+        (docs/BENCHMARKS.md, "Merge"). Each shard is still its own committed transaction, so a crash
+        keeps the shards merged before it (the log is replayed at the next open)."""
         with self.lock, self.errors("prepare a bulk write"):
             before = self._conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
             self._conn.execute(f"SET checkpoint_threshold = '{threshold}'")
