@@ -96,19 +96,24 @@ def runnable_threads() -> int | None:
 
 # When a prompt looks at the machine's runnable threads: at once, then after each of these pauses
 # (seconds), until one look finds no contention. A busy process is runnable at every look.
-CONTENTION_LOOK_PAUSES_S = (0.0005, 0.0005, 0.0015)
+CONTENTION_LOOK_PAUSES_S = (0.0005, 0.0005, 0.0015, 0.003)
 
 
 def contended(threads: int) -> bool:
-    """Whether more than ``threads`` threads want a core at every look, over about 2.5 ms.
+    """Whether more than ``threads`` threads want a core at every look, over about 5.5 ms.
 
     One look is not enough: a thread that has just handed this one its work is still runnable
     for a moment (the server's event loop after passing on an API request, the client about to
     wait for the answer). In the server one look saw 3 or 4 runnable threads for 24 of 41
     prompts on an otherwise idle machine, so most prompts ran on one thread; three looks over
     1 ms still saw 3 for 12-22 % of prompts (the event loop and the server's own threads winding
-    down), so a last look comes 1.5 ms later. A busy process (an import, the browser drawing) is
-    runnable at every look. Costs 0.5-2.5 ms, only while the first looks see contention.
+    down), four over 2.5 ms for 0-16 %, and five over 5.5 ms for none of 300 (each of those
+    windows was over by the fifth look). A busy process (an import, the browser drawing) is
+    runnable at every look. Costs 0.5-5.5 ms, only while the first looks see contention.
+
+    The CPU pressure stall time (/proc/pressure/cpu) is a worse judge: with one core kept busy it
+    stayed flat across 20 of 33 windows where every look saw contention, and deciding by it made
+    those searches slower (p50 382 ms against 267).
     """
     for pause in (*CONTENTION_LOOK_PAUSES_S, None):
         runnable = runnable_threads()

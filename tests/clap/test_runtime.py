@@ -16,10 +16,11 @@ pytestmark = pytest.mark.usefixtures("fresh_embedders")
 
 
 @pytest.mark.parametrize("runnable, expected", [
-    ([1], "all"), ([2], "all"), ([9, 9, 9, 9], 1), ([None], "all"),
+    ([1], "all"), ([2], "all"), ([9, 9, 9, 9, 9], 1), ([None], "all"),
     ([3, 2], "all"),  # a thread runnable only for a moment (the server's event loop handing over a request)
     ([4, 3, 2], "all"),
     ([4, 3, 3, 2], "all"),  # the server's own threads winding down for a millisecond
+    ([4, 3, 3, 3, 1], "all"),  # ... or for a few
 ])
 def test_prompts_run_on_one_thread_only_while_the_cpu_is_contended(tiny_clap_settings, monkeypatch, runnable,
                                                                     expected):
