@@ -155,7 +155,8 @@ def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
     the machine (the in-process p50 moves by 3 ms between runs on machine B) then hits both sides alike,
     where ``in_process`` and ``through_api`` measure minutes apart. Blocks, not single requests in turn:
     a process searching right after its own last search finds its threads awake and runs faster than one
-    that waited through the other's (3 ms either way at 100k tracks), which would time the order."""
+    that waited through the other's (3 ms either way at 100k tracks), which would time the order. The
+    sides take turns at going first in a round (``in_turn``)."""
     from engine.library import Library
 
     with Library(settings) as library:
