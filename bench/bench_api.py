@@ -127,6 +127,11 @@ def in_turn(sides: tuple, round_: int) -> tuple:
     return sides if round_ % 2 == 0 else sides[::-1]
 
 
+def new_prompts(round_: int, block: int) -> list[str]:
+    """``block`` prompts that no earlier round used, so the text tower runs for each."""
+    return [f"{PROMPTS[i % len(PROMPTS)]} take {round_}.{i}" for i in range(block)]
+
+
 def two_copies_in_process(settings, copy_settings, repeats: int, *, block: int = 20) -> dict:
     """The new-prompt comparison of ``interleaved`` with the library in-process on both sides (the
     library and its copy, in one process): how far apart two sides that do the same work land by
@@ -139,9 +144,9 @@ def two_copies_in_process(settings, copy_settings, repeats: int, *, block: int =
         settle(first)
         settle(second)
         times: tuple[list, list] = ([], [])
+        sides = ((times[0], first, "a"), (times[1], second, "b"))
         for round_ in range(max(1, repeats // block)):
-            prompts = [f"{PROMPTS[i % len(PROMPTS)]} take {round_}.{i}" for i in range(block)]
-            sides = ((times[0], first, "a"), (times[1], second, "b"))
+            prompts = new_prompts(round_, block)
             for side_times, library, letter in in_turn(sides, round_):
                 side_times.extend(timed_search(library, f"{prompt} {letter}") for prompt in prompts)
     result = {"first": percentiles(times[0]), "second": percentiles(times[1])}
@@ -173,10 +178,10 @@ def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
         kept.close()
         # New prompts (the text tower runs): each side embeds the same prompts, each once.
         distinct_here, distinct_api = [], []
+        sides = ((distinct_here, lambda prompt: timed_search(library, prompt)),
+                 (distinct_api, lambda prompt: post_json(f"{api}/search/text", {"query": prompt})[1]))
         for round_ in range(max(1, repeats // block)):
-            prompts = [f"{PROMPTS[i % len(PROMPTS)]} take {round_}.{i}" for i in range(block)]
-            sides = ((distinct_here, lambda prompt: timed_search(library, prompt)),
-                     (distinct_api, lambda prompt: post_json(f"{api}/search/text", {"query": prompt})[1]))
+            prompts = new_prompts(round_, block)
             for times, search in in_turn(sides, round_):
                 times.extend(search(prompt) for prompt in prompts)
     result = {"block": block, "in_process": percentiles(here), "api_new_connection": percentiles(new),
