@@ -13,6 +13,8 @@
    judged by, since the machine's drift between steps 2 and 3 moves the in-process figure by more
    than the difference being measured. Before the server starts, the same new-prompt comparison with
    the library and its copy both in-process shows how far two equal sides land apart by chance.
+   New prompts are many (500 a side by default): each runs the text tower (a 30-120 ms forward, as the
+   machine goes), and with 100 a side two equal sides landed up to 5.5 ms apart.
 4. 16 concurrent clients searching for 30 s (prompts from a list, so most are cached after the
    first round): requests, errors, p50 and p95.
 5. Uploads one 90 MB WAV through ``POST /api/v1/audio/upload`` and samples the server's RSS every
@@ -20,7 +22,8 @@
 
 Usage:
 
-    .venv/bin/python bench/bench_api.py [--tracks 100000] [--model-dir DIR] [--out results.json]
+    .venv/bin/python bench/bench_api.py [--tracks 100000] [--repeats 100] [--new-prompts 500] [--model-dir DIR]
+                                        [--out results.json]
 """
 
 from __future__ import annotations
@@ -154,14 +157,15 @@ def two_copies_in_process(settings, copy_settings, repeats: int, *, block: int =
     return result
 
 
-def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
+def interleaved(settings, api: str, repeats: int, *, distinct: int | None = None, block: int = 20) -> dict:
     """The same search in-process (on a copy of the server's library, made before the server started)
     and through the API, in alternating blocks of ``block`` requests while the server runs: a drift of
     the machine (the in-process p50 moves by 3 ms between runs on machine B) then hits both sides alike,
     where ``in_process`` and ``through_api`` measure minutes apart. Blocks, not single requests in turn:
     a process searching right after its own last search finds its threads awake and runs faster than one
     that waited through the other's (3 ms either way at 100k tracks), which would time the order. The
-    sides take turns at going first in a round (``in_turn``)."""
+    sides take turns at going first in a round (``in_turn``). ``repeats`` searches a side for the same
+    prompt, ``distinct`` (default ``repeats``) for new prompts."""
     from engine.library import Library
 
     with Library(settings) as library:
@@ -180,7 +184,7 @@ def interleaved(settings, api: str, repeats: int, *, block: int = 20) -> dict:
         distinct_here, distinct_api = [], []
         sides = ((distinct_here, lambda prompt: timed_search(library, prompt)),
                  (distinct_api, lambda prompt: post_json(f"{api}/search/text", {"query": prompt})[1]))
-        for round_ in range(max(1, repeats // block)):
+        for round_ in range(max(1, (distinct or repeats) // block)):
             prompts = new_prompts(round_, block)
             for times, search in in_turn(sides, round_):
                 times.extend(search(prompt) for prompt in prompts)
@@ -306,6 +310,8 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=100_000)
     parser.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "traum-bench-clap")
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--new-prompts", type=int, default=500,
+                        help="new prompts a side in the interleaved comparison and for the two copies")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -330,7 +336,7 @@ def main() -> None:
         # cache, which is checked by the file's stamps).
         shutil.copytree(data_dir, work / "copy" / "data")
         copy_settings = settings.model_copy(update={"data_dir": work / "copy" / "data"})
-        report["two_copies_in_process"] = two_copies_in_process(settings, copy_settings, args.repeats)
+        report["two_copies_in_process"] = two_copies_in_process(settings, copy_settings, args.new_prompts)
         env = {"TRAUM_MAX_FILE_SIZE_MB": str(UPLOAD_MB + 10)}
         import psutil
 
@@ -347,7 +353,7 @@ def main() -> None:
             # older version measured): compare with the in-process figures once the server is idle.
             report["server_idle_after_s"] = wait_until_idle(server)
             report["through_api"] = through_api(api, args.repeats, server)
-            report["interleaved"] = interleaved(copy_settings, api, args.repeats)
+            report["interleaved"] = interleaved(copy_settings, api, args.repeats, distinct=args.new_prompts)
             report["concurrent"] = concurrent(api)
             report["upload"] = upload(api, server.pid, work)
     for part in ("repeated_prompt", "distinct_prompts"):
