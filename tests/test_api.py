@@ -111,6 +111,15 @@ def test_errors_carry_title_message_and_hint(api, fake_library, tmp_path):
     for blank in ("", " \t", "\x1f", "\x1c \x1d"):  # \x1c-\x1f: blank to Python's strip, not to \\S
         empty = api.post("/search/text", json={"query": blank})
         assert empty.status_code == 422 and error(empty)["title"] == "Invalid request", repr(blank)
+    # A body that is missing or not JSON (curl -d without the JSON Content-Type sends a form) says so.
+    form = api.post("/search/text", content=b'{"query": "kick"}',
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 422 and "Content-Type: application/json" in error(form)["message"]
+    assert "'application/x-www-form-urlencoded'" in error(form)["message"]
+    missing = api.post("/search/text")
+    assert missing.status_code == 422 and error(missing)["message"].startswith("body: missing")
+    not_object = api.post("/search/text", json=["kick"])
+    assert not_object.status_code == 422 and error(not_object)["message"].startswith("body: Input should be")
     corrupt = api.post("/search/audio", files={"file": ("x.wav", b"RIFF\0\0", "audio/wav")})
     assert corrupt.status_code == 422
     # Several files: one answer each; a refused one says why and the rest go on.

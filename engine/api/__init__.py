@@ -97,7 +97,23 @@ def invalid_request(request: Request, exc: RequestValidationError) -> JSONRespon
     """Parameters the schema refuses, in the engine's error shape: one line per problem."""
     problems = []
     for error in exc.errors():
+        if tuple(error.get("loc", ())) == ("body",):  # the body as a whole: missing, or not JSON
+            problems.append(body_problem(error, request.headers.get("content-type")))
+            continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
         problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return JSONResponse({"detail": {"title": "Invalid request", "message": "; ".join(problems),
                                     "hint": "See /api/v1/docs for each parameter."}}, status_code=422)
+
+
+def body_problem(error: dict, content_type: str | None) -> str:
+    """What is wrong with a request's body as a whole, in words a script's author can act on. The
+    commonest case: ``curl -d '{...}'`` without ``-H 'Content-Type: application/json'`` sends the JSON as
+    a form, which FastAPI does not read as JSON."""
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    if error.get("type") == "missing":
+        return "body: missing; send the parameters as a JSON object with Content-Type: application/json"
+    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+        return (f"body: sent as {kind or 'no Content-Type'!r}, not JSON; send a JSON object with "
+                "Content-Type: application/json")
+    return f"body: {error.get('msg', 'invalid')}"
