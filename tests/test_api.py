@@ -118,6 +118,8 @@ def test_errors_carry_title_message_and_hint(api, fake_library, tmp_path):
     assert "'application/x-www-form-urlencoded'" in error(form)["message"]
     missing = api.post("/search/text")
     assert missing.status_code == 422 and error(missing)["message"].startswith("body: missing")
+    broken = api.post("/search/text", content=b'{"query": "kick",}', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and error(broken)["message"].startswith("body: not valid JSON at character 17")
     not_object = api.post("/search/text", json=["kick"])
     assert not_object.status_code == 422 and error(not_object)["message"].startswith("body: Input should be")
     corrupt = api.post("/search/audio", files={"file": ("x.wav", b"RIFF\0\0", "audio/wav")})

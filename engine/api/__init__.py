@@ -100,6 +100,10 @@ def invalid_request(request: Request, exc: RequestValidationError) -> JSONRespon
         if tuple(error.get("loc", ())) == ("body",):  # the body as a whole: missing, or not JSON
             problems.append(body_problem(error, request.headers.get("content-type")))
             continue
+        if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", the character where it broke)
+            at = error.get("loc", ("body", "?"))[-1]
+            problems.append(f"body: not valid JSON at character {at} ({error.get('ctx', {}).get('error', 'invalid')})")
+            continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
         problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return JSONResponse({"detail": {"title": "Invalid request", "message": "; ".join(problems),
