@@ -95,29 +95,27 @@ def engine_error(request: Request, exc: EngineError) -> JSONResponse:
 
 def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Parameters the schema refuses, in the engine's error shape: one line per problem."""
-    problems = []
-    for error in exc.errors():
-        if tuple(error.get("loc", ())) == ("body",):  # the body as a whole: missing, or not JSON
-            problems.append(body_problem(error, request.headers.get("content-type")))
-            continue
-        if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", the character where it broke)
-            at = error.get("loc", ("body", "?"))[-1]
-            problems.append(f"body: not valid JSON at character {at} ({error.get('ctx', {}).get('error', 'invalid')})")
-            continue
-        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
-        problems.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    content_type = request.headers.get("content-type")
+    problems = [problem_line(error, content_type) for error in exc.errors()]
     return JSONResponse({"detail": {"title": "Invalid request", "message": "; ".join(problems),
                                     "hint": "See /api/v1/docs for each parameter."}}, status_code=422)
 
 
-def body_problem(error: dict, content_type: str | None) -> str:
-    """What is wrong with a request's body as a whole, in words a script's author can act on. The
-    commonest case: ``curl -d '{...}'`` without ``-H 'Content-Type: application/json'`` sends the JSON as
-    a form, which FastAPI does not read as JSON."""
-    kind = (content_type or "").partition(";")[0].strip().lower()
-    if error.get("type") == "missing":
-        return "body: missing; send the parameters as a JSON object with Content-Type: application/json"
-    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
-        return (f"body: sent as {kind or 'no Content-Type'!r}, not JSON; send a JSON object with "
-                "Content-Type: application/json")
-    return f"body: {error.get('msg', 'invalid')}"
+def problem_line(error: dict, content_type: str | None) -> str:
+    """One problem in words a script's author can act on: where, then what. The body as a whole is the
+    commonest: ``curl -d '{...}'`` without ``-H 'Content-Type: application/json'`` sends the JSON as a
+    form, which FastAPI does not read as JSON."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", the character where it broke)
+        reason = error.get("ctx", {}).get("error", "invalid")
+        return f"body: not valid JSON at character {loc[-1] if loc else '?'} ({reason})"
+    if loc == ("body",):
+        kind = (content_type or "").partition(";")[0].strip().lower()
+        if error.get("type") == "missing":
+            return "body: missing; send the parameters as a JSON object with Content-Type: application/json"
+        if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+            return (f"body: sent as {kind or 'no Content-Type'!r}, not JSON; send a JSON object with "
+                    "Content-Type: application/json")
+        return f"body: {error.get('msg', 'invalid')}"
+    where = ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
+    return f"{where or 'request'}: {error.get('msg', 'invalid')}"
